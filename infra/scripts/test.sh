@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: Go unit and integration tests (real livekit-server, DynamoDB Local, cognito-local),
+# the template checks and the agent's tests. Called by `make test` after the tools are installed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+echo "== go vet"
+go vet ./shared/... ./functions/... ./infra/...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./shared/... ./functions/... ./infra/...

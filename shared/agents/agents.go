@@ -1,0 +1,27 @@
+// Package agents starts and stops the avatar agent that serves one session: an ECS Fargate task in
+// AWS, a local process in the dev stack.
+package agents
+
+import "context"
+
+// Session carries the per-session values an agent receives. None of them is secret: on ECS they are
+// container overrides, which DescribeTasks shows to anyone with read access.
+type Session struct {
+	SessionID  string
+	RoomName   string
+	CategoryID string
+}
+
+// Env is the per-session environment of the agent process.
+func (s Session) Env() map[string]string {
+	return map[string]string{"SESSION_ID": s.SessionID, "ROOM_NAME": s.RoomName, "CATEGORY_ID": s.CategoryID}
+}
+
+// Launcher starts one agent per session.
+type Launcher interface {
+	// Launch starts the session's agent and returns its task id. Retrying with the same session must not
+	// start a second agent.
+	Launch(ctx context.Context, s Session) (taskID string, err error)
+	// Stop ends an agent; stopping one that already ended is not an error.
+	Stop(ctx context.Context, taskID, reason string) error
+}

@@ -1,0 +1,130 @@
+// Package app wires configuration into working components. The Lambda mains and the local dev stack
+// call the same constructors; only the launcher and endpoints differ between them.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/google/uuid"
+
+	"counselvideo/shared/agents"
+	"counselvideo/shared/auth"
+	"counselvideo/shared/categories"
+	"counselvideo/shared/config"
+	"counselvideo/shared/httpapi"
+	"counselvideo/shared/rooms"
+	"counselvideo/shared/service"
+	"counselvideo/shared/sessions"
+)
+
+// AWSConfig loads the SDK configuration: region and credentials from the environment, endpoints from
+// AWS_ENDPOINT_URL_<SERVICE> when set, standard retries with a bounded attempt count.
+func AWSConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 3 })
+	}))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return cfg, nil
+}
+
+// ResolveLiveKitSecret fills cfg.LiveKit.APISecret from Secrets Manager when only the ARN is set. The
+// secret is either the plain API secret or JSON with an "api_secret" key.
+func ResolveLiveKitSecret(ctx context.Context, cfg *config.Config, awsCfg aws.Config) error {
+	if cfg.LiveKit.APISecret != "" || cfg.LiveKit.APISecretARN == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := secretsmanager.NewFromConfig(awsCfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &cfg.LiveKit.APISecretARN})
+	if err != nil {
+		return fmt.Errorf("read LIVEKIT_API_SECRET_ARN: %w", err)
+	}
+	cfg.LiveKit.APISecret = secretValue(aws.ToString(out.SecretString), "api_secret")
+	if cfg.LiveKit.APISecret == "" {
+		return fmt.Errorf("LIVEKIT_API_SECRET_ARN: secret is empty")
+	}
+	return nil
+}
+
+func secretValue(raw, key string) string {
+	raw = strings.TrimSpace(raw)
+	if strings.HasPrefix(raw, "{") {
+		var m map[string]string
+		if json.Unmarshal([]byte(raw), &m) == nil {
+			return m[key]
+		}
+	}
+	return raw
+}
+
+// Launcher builds the configured agent launcher. The process launcher is only built by the dev stack,
+// which owns the child processes, so here it is an error.
+func Launcher(cfg config.Config, awsCfg aws.Config) (agents.Launcher, error) {
+	switch cfg.Agent.Launcher {
+	case config.LauncherECS:
+		return agents.NewECSLauncher(ecs.NewFromConfig(awsCfg), cfg.Agent.ECS), nil
+	default:
+		return nil, fmt.Errorf("AGENT_LAUNCHER=%s needs a launcher supplied by the caller", cfg.Agent.Launcher)
+	}
+}
+
+// Deps lets the caller (tests, dev stack) replace components; nil fields are built from cfg.
+type Deps struct {
+	Launcher agents.Launcher
+	Log      *slog.Logger
+}
+
+// NewService builds the domain service from configuration.
+func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Service, error) {
+	launcher := deps.Launcher
+	if launcher == nil {
+		var err error
+		if launcher, err = Launcher(cfg, awsCfg); err != nil {
+			return nil, err
+		}
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	lk := cfg.LiveKit
+	return &service.Service{
+		Categories: categories.NewDynamoStore(db, cfg.CategoriesTable),
+		Sessions:   sessions.NewDynamoStore(db, cfg.SessionsTable),
+		Rooms:      rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret),
+		Agents:     launcher,
+		MintToken: func(room, identity, name string, ttl time.Duration) (string, error) {
+			return rooms.StudentToken(lk.APIKey, lk.APISecret, room, identity, name, ttl)
+		},
+		PublicURL: lk.PublicURL,
+		TokenTTL:  cfg.StudentTokenTTL,
+		LockTTL:   cfg.SessionMaxDuration + 10*time.Minute,
+		Log:       deps.Log,
+		NewID:     uuid.NewString,
+	}, nil
+}
+
+// NewAPIHandler builds the student API's http.Handler.
+func NewAPIHandler(ctx context.Context, cfg config.Config, awsCfg aws.Config, deps Deps, requestID func(*http.Request) string) (http.Handler, error) {
+	svc, err := NewService(cfg, awsCfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Cognito)
+	if err != nil {
+		return nil, err
+	}
+	api := &httpapi.API{Service: svc, Auth: verifier, Log: deps.Log, AllowedOrigins: cfg.CORSAllowedOrigins, RequestIDFrom: requestID}
+	return api.Handler(), nil
+}

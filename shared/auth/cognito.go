@@ -1,0 +1,133 @@
+// Package auth verifies the student's Cognito JWT. It makes the same checks as AWS's own verifier:
+// RS256 signature against the pool's JWKS, issuer, expiry, token_use and app client.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"counselvideo/shared/config"
+)
+
+// Student is the authenticated caller.
+type Student struct {
+	ID   string // Cognito sub
+	Name string // Cognito username
+}
+
+// ErrUnauthenticated covers every reason a token is refused; the reason stays in the wrapped error for logs.
+var ErrUnauthenticated = errors.New("invalid or missing token")
+
+const leeway = 30 * time.Second
+
+// Verifier checks bearer tokens against one Cognito user pool.
+type Verifier struct {
+	issuer    string
+	clientIDs []string
+	tokenUse  string
+	keys      keyfunc.Keyfunc
+	parser    *jwt.Parser
+}
+
+// NewVerifier builds a verifier whose JWKS is fetched lazily and cached; an unknown kid triggers a
+// refresh at most every 30 s, and a request never waits long for that limit.
+func NewVerifier(ctx context.Context, c config.Cognito) (*Verifier, error) {
+	jwksURL := c.Issuer + "/.well-known/jwks.json"
+	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
+		Ctx:                       ctx,
+		Client:                    &http.Client{Timeout: 5 * time.Second},
+		NoErrorReturnFirstHTTPReq: true, // a cold start must not fail because the JWKS endpoint blipped
+		RefreshInterval:           time.Hour,
+		HTTPTimeout:               5 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks storage: %w", err)
+	}
+	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{jwksURL: remote},
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(30*time.Second), 1),
+		RateLimitWaitMax:  100 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks client: %w", err)
+	}
+	keys, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage})
+	if err != nil {
+		return nil, fmt.Errorf("keyfunc: %w", err)
+	}
+	return &Verifier{
+		issuer:    c.Issuer,
+		clientIDs: c.ClientIDs,
+		tokenUse:  c.TokenUse,
+		keys:      keys,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{"RS256"}), // refuses alg none and HS256-with-public-key
+			jwt.WithIssuer(c.Issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(leeway),
+		),
+	}, nil
+}
+
+type cognitoClaims struct {
+	jwt.RegisteredClaims
+	TokenUse        string `json:"token_use"`
+	ClientID        string `json:"client_id"`
+	Username        string `json:"username"`
+	CognitoUsername string `json:"cognito:username"`
+}
+
+// Authenticate checks an Authorization header value ("Bearer <jwt>").
+func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, error) {
+	raw, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || strings.TrimSpace(raw) == "" {
+		return Student{}, fmt.Errorf("%w: missing bearer token", ErrUnauthenticated)
+	}
+	var claims cognitoClaims
+	if _, err := v.parser.ParseWithClaims(strings.TrimSpace(raw), &claims, v.keys.KeyfuncCtx(ctx)); err != nil {
+		return Student{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if err := v.checkUseAndClient(claims); err != nil {
+		return Student{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if claims.Subject == "" {
+		return Student{}, fmt.Errorf("%w: no sub", ErrUnauthenticated)
+	}
+	name := claims.CognitoUsername
+	if name == "" {
+		name = claims.Username
+	}
+	return Student{ID: claims.Subject, Name: name}, nil
+}
+
+func (v *Verifier) checkUseAndClient(c cognitoClaims) error {
+	if v.tokenUse != config.TokenUseAny && c.TokenUse != v.tokenUse {
+		return fmt.Errorf("token_use %q not accepted", c.TokenUse)
+	}
+	switch c.TokenUse {
+	case config.TokenUseID:
+		for _, aud := range c.Audience {
+			if slices.Contains(v.clientIDs, aud) {
+				return nil
+			}
+		}
+		return errors.New("aud is not a configured client")
+	case config.TokenUseAccess:
+		if slices.Contains(v.clientIDs, c.ClientID) {
+			return nil
+		}
+		return errors.New("client_id is not a configured client")
+	default:
+		return fmt.Errorf("unknown token_use %q", c.TokenUse)
+	}
+}

@@ -1,0 +1,124 @@
+// Package sessions owns the session record and its lifecycle. The allowed transitions are written
+// once, as data, and every write is a conditional update so concurrent API calls, duplicate webhooks
+// and the sweeper cannot move a session backwards.
+package sessions
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is a session's lifecycle state.
+type Status string
+
+const (
+	StatusStarting Status = "starting" // record written, room and agent being set up
+	StatusActive   Status = "active"   // the student joined the room
+	StatusEnded    Status = "ended"    // room finished or closed; terminal
+	StatusFailed   Status = "failed"   // setup failed or the agent never joined; terminal
+)
+
+// transitions lists, for each target status, the statuses it may be reached from.
+var transitions = map[Status][]Status{
+	StatusActive: {StatusStarting},
+	StatusEnded:  {StatusStarting, StatusActive},
+	StatusFailed: {StatusStarting, StatusActive},
+}
+
+// AllowedFrom returns the statuses from which to may be reached.
+func AllowedFrom(to Status) []Status { return transitions[to] }
+
+// CanTransition reports whether from → to is allowed.
+func CanTransition(from, to Status) bool { return slices.Contains(transitions[to], from) }
+
+// Terminal reports whether no transition leaves s.
+func (s Status) Terminal() bool { return s == StatusEnded || s == StatusFailed }
+
+// Open reports whether the session still holds a room or an agent.
+func (s Status) Open() bool { return s == StatusStarting || s == StatusActive }
+
+// ModeVideo is the only mode this backend serves.
+const ModeVideo = "video"
+
+// RoomPrefix starts every room name this backend creates.
+const RoomPrefix = "video-"
+
+// RoomName derives the LiveKit room of a session.
+func RoomName(sessionID string) string { return RoomPrefix + sessionID }
+
+// SessionIDFromRoom is the inverse of RoomName; ok is false for rooms that are not ours.
+func SessionIDFromRoom(room string) (string, bool) {
+	id, ok := strings.CutPrefix(room, RoomPrefix)
+	return id, ok && id != ""
+}
+
+// Session is one counseling session.
+type Session struct {
+	SessionID       string    `dynamodbav:"session_id" json:"session_id"`
+	UserID          string    `dynamodbav:"user_id" json:"-"`
+	CategoryID      string    `dynamodbav:"category_id" json:"category_id"`
+	CategoryName    string    `dynamodbav:"category_name" json:"category_name"`
+	Mode            string    `dynamodbav:"mode" json:"mode"`
+	RoomName        string    `dynamodbav:"room_name" json:"room_name"`
+	RoomSID         string    `dynamodbav:"room_sid,omitempty" json:"-"`
+	Status          Status    `dynamodbav:"status" json:"status"`
+	CreatedAt       time.Time `dynamodbav:"created_at" json:"created_at"`
+	StartedAt       time.Time `dynamodbav:"started_at,omitempty" json:"started_at,omitzero"`
+	StudentJoinedAt time.Time `dynamodbav:"student_joined_at,omitempty" json:"student_joined_at,omitzero"`
+	AgentJoinedAt   time.Time `dynamodbav:"agent_joined_at,omitempty" json:"agent_joined_at,omitzero"`
+	EndedAt         time.Time `dynamodbav:"ended_at,omitempty" json:"ended_at,omitzero"`
+	DurationSeconds int64     `dynamodbav:"duration_seconds,omitempty" json:"duration_seconds,omitempty"`
+	EndReason       string    `dynamodbav:"end_reason,omitempty" json:"end_reason,omitempty"`
+	AgentTaskID     string    `dynamodbav:"agent_task_id,omitempty" json:"-"`
+}
+
+// Errors returned by stores.
+var (
+	ErrNotFound = errors.New("session not found")
+	// ErrConflict means a conditional write lost: the session was not in an allowed state.
+	ErrConflict = errors.New("session state changed concurrently")
+	// ErrDuplicateEvent means a webhook event id was already applied.
+	ErrDuplicateEvent = errors.New("event already processed")
+)
+
+// ActiveSessionError is returned by Create when the student already has an open session.
+type ActiveSessionError struct{ SessionID string }
+
+func (e *ActiveSessionError) Error() string { return "student already has open session " + e.SessionID }
+
+// Ending describes how a session closes.
+type Ending struct {
+	Status Status // StatusEnded or StatusFailed
+	At     time.Time
+	Reason string
+}
+
+// Store persists sessions. The DynamoDB implementation is the production one; MemoryStore serves unit tests.
+type Store interface {
+	// Create writes a new `starting` session and the student's active-session lock atomically.
+	// If the student already holds an open session it returns *ActiveSessionError.
+	Create(ctx context.Context, s Session, lockTTL time.Duration) error
+	Get(ctx context.Context, sessionID string) (Session, error)
+	// ListByUser returns a student's sessions, newest first.
+	ListByUser(ctx context.Context, userID string, limit int32) ([]Session, error)
+	// ListOpen returns sessions that are not terminal and were created before the given time.
+	ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]Session, error)
+	// MarkStarted records the room sid, agent task and start time of a `starting` session.
+	MarkStarted(ctx context.Context, sessionID, roomSID, taskID string, at time.Time) error
+	// RecordRoomSID sets the room sid if none is recorded yet (room_started may come first).
+	RecordRoomSID(ctx context.Context, sessionID, roomSID string) error
+	// MarkStudentJoined moves starting → active and sets student_joined_at once.
+	MarkStudentJoined(ctx context.Context, sessionID string, at time.Time) error
+	// MarkAgentJoined sets agent_joined_at once, on an open session.
+	MarkAgentJoined(ctx context.Context, sessionID string, at time.Time) error
+	// End moves an open session to a terminal status, releases the student's lock and returns the
+	// session as it now is. ErrConflict if it was already terminal.
+	End(ctx context.Context, sessionID string, e Ending) (Session, error)
+	// ClaimEvent records a webhook event id once; ErrDuplicateEvent if seen before.
+	ClaimEvent(ctx context.Context, eventID string, ttl time.Duration) error
+	// ReleaseEvent forgets a claimed event so a retry can apply it after a failure.
+	ReleaseEvent(ctx context.Context, eventID string) error
+}
