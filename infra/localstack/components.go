@@ -21,11 +21,11 @@ import (
 
 // Local credentials: the emulators accept anything, the SDK needs something.
 const (
-	Region          = "us-east-1"
-	LiveKitAPIKey   = "devkey"
-	LiveKitSecret   = "secret" // livekit-server --dev
-	localAccessKey  = "local"
-	localSecretKey  = "local"
+	Region         = "us-east-1"
+	LiveKitAPIKey  = "devkey"
+	LiveKitSecret  = "secret" // livekit-server --dev
+	localAccessKey = "local"
+	localSecretKey = "local"
 )
 
 // AWSConfig is an SDK config for the emulators (endpoints are set per client).

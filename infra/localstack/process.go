@@ -56,7 +56,9 @@ func FindPaths() (Paths, error) {
 func (p Paths) LiveKitServer() string {
 	return filepath.Join(p.Cache, "livekit-server-"+LiveKitVersion, "livekit-server")
 }
-func (p Paths) RIE() string { return filepath.Join(p.Cache, "aws-lambda-rie-"+RIEVersion, "aws-lambda-rie") }
+func (p Paths) RIE() string {
+	return filepath.Join(p.Cache, "aws-lambda-rie-"+RIEVersion, "aws-lambda-rie")
+}
 func (p Paths) NodeModules() string {
 	return filepath.Join(p.Root, "infra", "node", "node_modules")
 }

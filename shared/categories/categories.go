@@ -68,7 +68,9 @@ type DynamoStore struct {
 	table string
 }
 
-func NewDynamoStore(db DynamoAPI, table string) *DynamoStore { return &DynamoStore{db: db, table: table} }
+func NewDynamoStore(db DynamoAPI, table string) *DynamoStore {
+	return &DynamoStore{db: db, table: table}
+}
 
 func (d *DynamoStore) GetEnabled(ctx context.Context, id string) (Category, error) {
 	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{

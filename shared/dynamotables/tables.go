@@ -72,4 +72,3 @@ func Sessions(name string) *dynamodb.CreateTableInput {
 		}},
 	}
 }
-

@@ -47,7 +47,9 @@ func eventKey(id string) map[string]types.AttributeValue {
 }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
 func ts(t time.Time) types.AttributeValue {
 	return str(t.UTC().Format(time.RFC3339Nano))
 }
@@ -88,10 +90,10 @@ func (d *DynamoStore) create(ctx context.Context, s Session, lockTTL time.Durati
 	_, err = d.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Put: &types.Put{
-				TableName:           &d.table,
-				Item:                lock,
-				ConditionExpression: aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.Unix())},
+				TableName:                           &d.table,
+				Item:                                lock,
+				ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :now"),
+				ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.Unix())},
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
 			{Put: &types.Put{
