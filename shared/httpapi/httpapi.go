@@ -256,8 +256,14 @@ func (a *API) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, r, http.StatusBadRequest, CodeBadRequest, "could not read request body", "")
 		return false
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		writeError(w, r, http.StatusBadRequest, CodeBadRequest, "request body is not valid JSON", "")
+	err = json.Unmarshal(body, v)
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		writeError(w, r, http.StatusUnprocessableEntity, CodeValidation, typeErr.Field+" has the wrong type", typeErr.Field)
+		return false
+	}
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, CodeBadRequest, "request body is not a valid JSON object", "")
 		return false
 	}
 	return true

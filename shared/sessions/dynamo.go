@@ -50,8 +50,19 @@ func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Va
 func num(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
+// timeLayout is fixed-width so stored timestamps sort as strings (created_at is an index sort key);
+// RFC3339Nano trims trailing zeros and would not.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 func ts(t time.Time) types.AttributeValue {
-	return str(t.UTC().Format(time.RFC3339Nano))
+	return str(t.UTC().Format(timeLayout))
+}
+
+func marshalSession(s Session) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(s, func(o *attributevalue.EncoderOptions) {
+		o.EncodeTime = func(t time.Time) (types.AttributeValue, error) { return ts(t), nil }
+		o.OmitEmptyTime = true
+	})
 }
 
 func (d *DynamoStore) Create(ctx context.Context, s Session, lockTTL time.Duration) error {
@@ -74,7 +85,7 @@ func (d *DynamoStore) Create(ctx context.Context, s Session, lockTTL time.Durati
 }
 
 func (d *DynamoStore) create(ctx context.Context, s Session, lockTTL time.Duration) error {
-	item, err := attributevalue.MarshalMap(s)
+	item, err := marshalSession(s)
 	if err != nil {
 		return fmt.Errorf("marshal session: %w", err)
 	}
@@ -240,26 +251,32 @@ func (d *DynamoStore) End(ctx context.Context, id string, e Ending) (Session, er
 	if !e.Status.Terminal() {
 		return Session{}, fmt.Errorf("end: %q is not a terminal status", e.Status)
 	}
-	cur, err := d.Get(ctx, id)
-	if err != nil {
-		return Session{}, err
-	}
-	if !CanTransition(cur.Status, e.Status) {
-		return cur, ErrConflict
-	}
-	// The condition pins the status read above, so the duration is computed from the state it applies to.
-	attrs, err := d.update(ctx, id,
-		"SET #s = :to, ended_at = :at, end_reason = :reason, duration_seconds = :dur REMOVE sweep_bucket",
-		"#s = :from",
-		map[string]types.AttributeValue{
+	for attempt := 0; ; attempt++ {
+		raw, cur, err := d.getRaw(ctx, id)
+		if err != nil {
+			return Session{}, err
+		}
+		if !CanTransition(cur.Status, e.Status) {
+			return cur, ErrConflict
+		}
+		// The condition pins the status and join time read above, so the duration is computed from the
+		// state it applies to. A concurrent join changes them: read again and retry.
+		vals := map[string]types.AttributeValue{
 			":to": str(string(e.Status)), ":from": str(string(cur.Status)), ":at": ts(e.At),
 			":reason": str(e.Reason), ":dur": num(durationSeconds(cur, e.At)),
-		})
-	if err != nil {
-		return cur, err
+		}
+		attrs, err := d.update(ctx, id,
+			"SET #s = :to, ended_at = :at, end_reason = :reason, duration_seconds = :dur REMOVE sweep_bucket",
+			"#s = :from AND "+pin("student_joined_at", raw, vals, ":sj"), vals)
+		if errors.Is(err, ErrConflict) && attempt < maxOptimisticAttempts {
+			continue
+		}
+		if err != nil {
+			return cur, err
+		}
+		d.releaseLock(ctx, cur.UserID, id)
+		return decode(attrs)
 	}
-	d.releaseLock(ctx, cur.UserID, id)
-	return decode(attrs)
 }
 
 // durationSeconds is how long the student was in the session (0 if they never joined).

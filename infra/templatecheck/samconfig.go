@@ -1,0 +1,168 @@
+package templatecheck
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Environments are the samconfig.toml environments the platform team deploys (`--config-env`).
+var Environments = []string{"default", "dev", "prod"}
+
+// SamConfig is the part of samconfig.toml the checks read.
+type SamConfig map[string]map[string]struct {
+	Parameters map[string]any `toml:"parameters"`
+}
+
+// ParseSamConfig parses samconfig.toml.
+func ParseSamConfig(b []byte) (SamConfig, error) {
+	var raw map[string]any
+	if err := toml.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	out := SamConfig{}
+	for env, v := range raw {
+		cmds, ok := v.(map[string]any)
+		if !ok {
+			continue // version = 0.1
+		}
+		out[env] = map[string]struct {
+			Parameters map[string]any `toml:"parameters"`
+		}{}
+		for cmd, c := range cmds {
+			out[env][cmd] = struct {
+				Parameters map[string]any `toml:"parameters"`
+			}{Parameters: asMap(asMap(c)["parameters"])}
+		}
+	}
+	return out, nil
+}
+
+// param looks an option up for a command, falling back to the environment's global parameters.
+func (c SamConfig) param(env, cmd, key string) any {
+	if v, ok := c[env][cmd].Parameters[key]; ok {
+		return v
+	}
+	return c[env]["global"].Parameters[key]
+}
+
+// overrideRE splits a parameter_overrides string into Key=Value pairs (values may be "quoted").
+var overrideRE = regexp.MustCompile(`([A-Za-z0-9]+)=("(?:\\.|[^"\\])*"|'[^']*'|[^ ]+)`)
+
+// ParameterOverrides returns an environment's deploy parameter_overrides as a map.
+func (c SamConfig) ParameterOverrides(env string) map[string]string {
+	out := map[string]string{}
+	var items []string
+	switch v := c.param(env, "deploy", "parameter_overrides").(type) {
+	case string:
+		items = []string{v}
+	case []any:
+		for _, e := range v {
+			items = append(items, str(e))
+		}
+	}
+	for _, it := range items {
+		for _, m := range overrideRE.FindAllStringSubmatch(it, -1) {
+			val := m[2]
+			if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0] {
+				val = val[1 : len(val)-1]
+			}
+			out[m[1]] = val
+		}
+	}
+	return out
+}
+
+// CheckSamConfig checks each environment: a stack name, IAM capability, overrides only for template
+// parameters, every parameter without a default given, values that pass the parameter's
+// AllowedPattern/AllowedValues/type, and no value shaped like a credential.
+func CheckSamConfig(t *Template, c SamConfig) []string {
+	var p problems
+	params := t.Parameters()
+	for _, env := range Environments {
+		if _, ok := c[env]; !ok {
+			p.add("samconfig.toml: environment %q missing", env)
+			continue
+		}
+		if str(c.param(env, "deploy", "stack_name")) == "" {
+			p.add("samconfig.toml [%s]: stack_name missing", env)
+		}
+		if !strings.Contains(fmt.Sprint(c.param(env, "deploy", "capabilities")), "CAPABILITY_IAM") {
+			p.add("samconfig.toml [%s]: deploy capabilities must include CAPABILITY_IAM (the stack creates roles)", env)
+		}
+		ov := c.ParameterOverrides(env)
+		for k, v := range ov {
+			def, ok := params[k]
+			if !ok {
+				p.add("samconfig.toml [%s]: %s is not a template parameter", env, k)
+				continue
+			}
+			for _, msg := range validateParam(def, v) {
+				p.add("samconfig.toml [%s]: %s=%q: %s", env, k, v, msg)
+			}
+			if LooksSecret(v) {
+				p.add("samconfig.toml [%s]: %s looks like a credential; store it in Secrets Manager and pass the ARN", env, k)
+			}
+		}
+		var missing []string
+		for name, def := range params {
+			if _, hasDefault := def["Default"]; !hasDefault {
+				if _, given := ov[name]; !given {
+					missing = append(missing, name)
+				}
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			p.add("samconfig.toml [%s]: parameters without a default not given: %s", env, strings.Join(missing, ", "))
+		}
+	}
+	return p
+}
+
+// validateParam checks a value as CloudFormation would (AllowedValues, AllowedPattern on each element
+// of a list, numbers, min/max, AWS-specific id types by prefix).
+func validateParam(def map[string]any, v string) []string {
+	var out []string
+	typ := str(def["Type"])
+	values := []string{v}
+	if typ == "CommaDelimitedList" || strings.HasPrefix(typ, "List<") {
+		values = strings.Split(v, ",")
+	}
+	for _, e := range values {
+		e = strings.TrimSpace(e)
+		if allowed := list(def["AllowedValues"]); allowed != nil &&
+			!slices.ContainsFunc(allowed, func(a any) bool { return fmt.Sprint(a) == e }) {
+			out = append(out, fmt.Sprintf("not one of %v", allowed))
+		}
+		if pat := str(def["AllowedPattern"]); pat != "" {
+			if re, err := regexp.Compile(`^(?:` + pat + `)$`); err == nil && !re.MatchString(e) {
+				out = append(out, fmt.Sprintf("does not match %s", pat))
+			}
+		}
+		if typ == "Number" {
+			n, err := strconv.ParseFloat(e, 64)
+			if err != nil {
+				out = append(out, "not a number")
+			} else {
+				if mn, ok := def["MinValue"].(int); ok && n < float64(mn) {
+					out = append(out, fmt.Sprintf("below MinValue %d", mn))
+				}
+				if mx, ok := def["MaxValue"].(int); ok && n > float64(mx) {
+					out = append(out, fmt.Sprintf("above MaxValue %d", mx))
+				}
+			}
+		}
+		for prefix, awsType := range map[string]string{"subnet-": "Subnet::Id", "vpc-": "VPC::Id", "sg-": "SecurityGroup::Id"} {
+			if strings.Contains(typ, awsType) && !strings.HasPrefix(e, prefix) {
+				out = append(out, fmt.Sprintf("not a %s", awsType))
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,229 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is an in-process Store with the DynamoStore's semantics (conditional transitions, the
+// active-session lock, event claims with a TTL). It serves unit tests and benchmarks.
+type MemoryStore struct {
+	mu       sync.Mutex
+	sessions map[string]Session
+	locks    map[string]memLock // by user id
+	events   map[string]time.Time
+	// Now is the store's clock for lock and claim expiry (time.Now when nil).
+	Now func() time.Time
+}
+
+type memLock struct {
+	sessionID string
+	expires   time.Time
+}
+
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{sessions: map[string]Session{}, locks: map[string]memLock{}, events: map[string]time.Time{}}
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+func (m *MemoryStore) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *MemoryStore) Create(_ context.Context, s Session, lockTTL time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if l, ok := m.locks[s.UserID]; ok && !l.expires.Before(now) {
+		if held, ok := m.sessions[l.sessionID]; !ok || held.Status.Open() {
+			return &ActiveSessionError{SessionID: l.sessionID}
+		}
+		// stale lock: its session ended but the release was lost
+	}
+	if _, exists := m.sessions[s.SessionID]; exists {
+		return fmt.Errorf("create session: %s already exists", s.SessionID)
+	}
+	m.sessions[s.SessionID] = s
+	m.locks[s.UserID] = memLock{sessionID: s.SessionID, expires: now.Add(lockTTL)}
+	return nil
+}
+
+func (m *MemoryStore) Get(_ context.Context, id string) (Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	return s, nil
+}
+
+func (m *MemoryStore) ListByUser(_ context.Context, userID string, limit int32) ([]Session, error) {
+	return m.list(func(s Session) bool { return s.UserID == userID }, func(a, b Session) int { return b.CreatedAt.Compare(a.CreatedAt) }, limit), nil
+}
+
+func (m *MemoryStore) ListOpen(_ context.Context, createdBefore time.Time, limit int32) ([]Session, error) {
+	return m.list(func(s Session) bool { return s.Status.Open() && s.CreatedAt.Before(createdBefore) },
+		func(a, b Session) int { return a.CreatedAt.Compare(b.CreatedAt) }, limit), nil
+}
+
+func (m *MemoryStore) list(keep func(Session) bool, order func(a, b Session) int, limit int32) []Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Session
+	for _, s := range m.sessions {
+		if keep(s) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, order)
+	if limit > 0 && len(out) > int(limit) {
+		out = out[:limit]
+	}
+	return out
+}
+
+// apply runs a conditional change on one session under the lock.
+func (m *MemoryStore) apply(id string, change func(*Session) error) (Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok {
+		return Session{}, ErrConflict // as a conditional update on a missing item
+	}
+	if err := change(&s); err != nil {
+		return m.sessions[id], err
+	}
+	m.sessions[id] = s
+	return s, nil
+}
+
+func (m *MemoryStore) MarkStarted(_ context.Context, id, roomSID, taskID string, at time.Time) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if s.Status != StatusStarting {
+			return ErrConflict
+		}
+		s.StartedAt, s.AgentTaskID = at.UTC(), taskID
+		if s.RoomSID == "" {
+			s.RoomSID = roomSID
+		}
+		return nil
+	})
+	return err
+}
+
+func (m *MemoryStore) RecordRoomSID(_ context.Context, id, roomSID string) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if s.RoomSID != "" {
+			return ErrConflict
+		}
+		s.RoomSID = roomSID
+		return nil
+	})
+	return err
+}
+
+func (m *MemoryStore) MarkStudentJoined(_ context.Context, id string, at time.Time) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if s.Status != StatusStarting {
+			return ErrConflict
+		}
+		s.Status, s.StudentJoinedAt = StatusActive, at.UTC()
+		return nil
+	})
+	return err
+}
+
+func (m *MemoryStore) MarkAgentJoined(_ context.Context, id string, at time.Time) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if !s.AgentJoinedAt.IsZero() || !s.Status.Open() {
+			return ErrConflict
+		}
+		s.AgentJoinedAt = at.UTC()
+		return nil
+	})
+	return err
+}
+
+// RecordStudentJoin: see DynamoStore.RecordStudentJoin.
+func (m *MemoryStore) RecordStudentJoin(_ context.Context, id string, at time.Time) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if next, ok := planStudentJoin(*s, at.UTC()); ok {
+			*s = next
+		}
+		return nil
+	})
+	if err == ErrConflict {
+		return ErrNotFound
+	}
+	return err
+}
+
+// RecordAgentJoin: see DynamoStore.RecordAgentJoin.
+func (m *MemoryStore) RecordAgentJoin(_ context.Context, id string, at time.Time) error {
+	_, err := m.apply(id, func(s *Session) error {
+		if next, ok := planAgentJoin(*s, at.UTC()); ok {
+			*s = next
+		}
+		return nil
+	})
+	if err == ErrConflict {
+		return ErrNotFound
+	}
+	return err
+}
+
+func (m *MemoryStore) End(_ context.Context, id string, e Ending) (Session, error) {
+	if !e.Status.Terminal() {
+		return Session{}, fmt.Errorf("end: %q is not a terminal status", e.Status)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	if !CanTransition(s.Status, e.Status) {
+		return s, ErrConflict
+	}
+	s.Status, s.EndedAt, s.EndReason = e.Status, e.At.UTC(), e.Reason
+	s.DurationSeconds = durationSeconds(s, e.At)
+	m.sessions[id] = s
+	if l, ok := m.locks[s.UserID]; ok && l.sessionID == id {
+		delete(m.locks, s.UserID)
+	}
+	return s, nil
+}
+
+func (m *MemoryStore) ClaimEvent(_ context.Context, eventID string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	// Like DynamoDB TTL, an expired claim may linger; unlike it, this one is forgotten on sight.
+	if exp, ok := m.events[eventID]; ok && !exp.Before(now) {
+		return ErrDuplicateEvent
+	}
+	m.events[eventID] = now.Add(ttl)
+	return nil
+}
+
+func (m *MemoryStore) ReleaseEvent(_ context.Context, eventID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.events, eventID)
+	return nil
+}
+
+// Put stores a session as is (test setup).
+func (m *MemoryStore) Put(s Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sessions[s.SessionID] = s
+}

@@ -1,0 +1,317 @@
+// Package webhook receives LiveKit's room lifecycle webhooks and applies them to sessions. LiveKit's
+// signature is the authentication; each event id takes effect at most once; the effects are
+// conditional writes, so duplicates and any arrival order converge to the same session record.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	lkwebhook "github.com/livekit/protocol/webhook"
+
+	"counselvideo/shared/agents"
+	"counselvideo/shared/logging"
+	"counselvideo/shared/rooms"
+	"counselvideo/shared/sessions"
+)
+
+// LiveKit event names this handler acts on.
+const (
+	EventRoomStarted       = "room_started"
+	EventRoomFinished      = "room_finished"
+	EventParticipantJoined = "participant_joined"
+	EventParticipantLeft   = "participant_left"
+	EventParticipantAbort  = "participant_connection_aborted"
+)
+
+// Defaults.
+const (
+	// DefaultDedupeTTL keeps event claims well past LiveKit's retry window.
+	DefaultDedupeTTL = 24 * time.Hour
+	// MaxBodyBytes bounds what is read from a request; LiveKit's events are a few KB.
+	MaxBodyBytes = 1 << 20
+	// cleanupTimeout bounds the room delete and task stop done inline (LiveKit gives up after 30 s;
+	// the Lambda's timeout is 10 s).
+	cleanupTimeout = 8 * time.Second
+	// releaseReserve is kept from the request's deadline (the Lambda's) to release the event claim
+	// after a failure: a claim left behind by a timed-out invocation would turn LiveKit's retry into
+	// a duplicate (the sweeper would still close the session).
+	releaseReserve = 2 * time.Second
+)
+
+// Store is the part of the session store the handler uses (sessions.DynamoStore and
+// sessions.MemoryStore implement it).
+type Store interface {
+	Get(ctx context.Context, sessionID string) (sessions.Session, error)
+	RecordRoomSID(ctx context.Context, sessionID, roomSID string) error
+	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
+	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
+	End(ctx context.Context, sessionID string, e sessions.Ending) (sessions.Session, error)
+	ClaimEvent(ctx context.Context, eventID string, ttl time.Duration) error
+	ReleaseEvent(ctx context.Context, eventID string) error
+}
+
+// RoomDeleter deletes a LiveKit room (rooms.Client); deleting a missing room is not an error.
+type RoomDeleter interface {
+	DeleteRoom(ctx context.Context, name string) error
+}
+
+// Handler is the http.Handler of POST /livekit/webhook.
+type Handler struct {
+	Keys     auth.KeyProvider
+	Sessions Store
+	Rooms    RoomDeleter
+	Agents   agents.Launcher
+	Log      *slog.Logger
+	// DedupeTTL is how long an event id is remembered (DefaultDedupeTTL when zero).
+	DedupeTTL time.Duration
+	// Now is the clock used when an event carries no time (time.Now when nil).
+	Now func() time.Time
+	// RequestIDFrom extracts the platform request id (API Gateway's); a random id when nil or empty.
+	RequestIDFrom func(*http.Request) string
+}
+
+// New builds a handler that verifies signatures with the API key and secret LiveKit signs with.
+func New(apiKey, apiSecret string, store Store, rooms RoomDeleter, launcher agents.Launcher, log *slog.Logger) *Handler {
+	return &Handler{
+		Keys: auth.NewSimpleKeyProvider(apiKey, apiSecret), Sessions: store, Rooms: rooms, Agents: launcher, Log: log,
+	}
+}
+
+// Result says what the handler did with a verified event (returned for tests and logged).
+type Result string
+
+const (
+	ResultApplied   Result = "applied"
+	ResultDuplicate Result = "duplicate"
+	ResultIgnored   Result = "ignored"
+)
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := ""
+	if h.RequestIDFrom != nil {
+		rid = h.RequestIDFrom(r)
+	}
+	if rid == "" {
+		rid = uuid.NewString()
+	}
+	w.Header().Set("X-Request-Id", rid)
+	ctx := logging.With(r.Context(), h.Log, "request_id", rid)
+	log := logging.From(ctx, h.Log)
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	// API Gateway HTTP APIs base64-encode application/webhook+json bodies; the Lambda adapter
+	// (httpadapter.NewV2) decodes them before this point, so the body hash is checked on the raw JSON.
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	ev, err := lkwebhook.ReceiveWebhookEvent(r, h.Keys)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			log.Warn("webhook rejected", "reason", "body too large")
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		log.Warn("webhook rejected", "reason", err.Error())
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	res, err := h.Handle(ctx, ev)
+	if err != nil {
+		log.Error("webhook failed; LiveKit will retry", "event", ev.GetEvent(), "event_id", ev.GetId(), "error", err.Error())
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, `{"result":%q}`+"\n", res)
+}
+
+// Handle applies a verified event. An error means a retry may succeed: the claim on the event id has
+// been released.
+func (h *Handler) Handle(ctx context.Context, ev *livekit.WebhookEvent) (Result, error) {
+	log := logging.From(ctx, h.Log).With("event", ev.GetEvent(), "event_id", ev.GetId())
+	switch ev.GetEvent() {
+	case EventRoomStarted, EventRoomFinished, EventParticipantJoined, EventParticipantLeft, EventParticipantAbort:
+	default:
+		log.Debug("webhook event not used")
+		return ResultIgnored, nil
+	}
+	roomName := ev.GetRoom().GetName()
+	sessionID, ours := sessions.SessionIDFromRoom(roomName)
+	if !ours {
+		log.Debug("webhook for a room that is not ours", "room_name", roomName)
+		return ResultIgnored, nil
+	}
+	ctx = logging.With(ctx, h.Log, "session_id", sessionID)
+	log = logging.From(ctx, h.Log).With("event", ev.GetEvent(), "event_id", ev.GetId())
+	if ev.GetId() == "" {
+		// LiveKit always sets an id; without one the event cannot be deduplicated, but every effect is
+		// a conditional write, so applying it is still safe.
+		log.Warn("webhook event without id")
+	} else {
+		ttl := h.DedupeTTL
+		if ttl <= 0 {
+			ttl = DefaultDedupeTTL
+		}
+		err := h.Sessions.ClaimEvent(ctx, ev.GetId(), ttl)
+		if errors.Is(err, sessions.ErrDuplicateEvent) {
+			log.Info("duplicate webhook event ignored")
+			return ResultDuplicate, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	actx, cancelApply := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		actx, cancelApply = context.WithDeadline(ctx, dl.Add(-releaseReserve))
+	}
+	res, err := h.apply(actx, log, sessionID, ev)
+	cancelApply()
+	if err != nil && ev.GetId() != "" {
+		// Forget the claim so LiveKit's retry can apply the event. Own deadline: the request may be gone.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseReserve*3/4)
+		defer cancel()
+		if rerr := h.Sessions.ReleaseEvent(rctx, ev.GetId()); rerr != nil {
+			log.Error("releasing the event claim failed; the event will not be retried", "error", rerr.Error())
+		}
+	}
+	return res, err
+}
+
+func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string, ev *livekit.WebhookEvent) (Result, error) {
+	sess, err := h.Sessions.Get(ctx, sessionID)
+	if errors.Is(err, sessions.ErrNotFound) {
+		log.Debug("webhook for a room with no session", "room_name", ev.GetRoom().GetName())
+		return ResultIgnored, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	log = log.With("user_id", sess.UserID)
+	roomSID := ev.GetRoom().GetSid()
+	if sess.RoomSID != "" && roomSID != "" && roomSID != sess.RoomSID {
+		log.Info("webhook for an older room with the session's name ignored", "room_sid", roomSID, "session_room_sid", sess.RoomSID)
+		return ResultIgnored, nil
+	}
+
+	switch ev.GetEvent() {
+	case EventRoomStarted:
+		if roomSID == "" || sess.RoomSID != "" {
+			return ResultIgnored, nil
+		}
+		if err := h.Sessions.RecordRoomSID(ctx, sessionID, roomSID); err != nil && !errors.Is(err, sessions.ErrConflict) {
+			return "", err
+		}
+		log.Info("room started", "room_sid", roomSID)
+		return ResultApplied, nil
+
+	case EventParticipantJoined:
+		p := ev.GetParticipant()
+		at := joinTime(p, ev, h.now)
+		switch {
+		case rooms.IsAgent(p):
+			if err := h.Sessions.RecordAgentJoin(ctx, sessionID, at); err != nil {
+				return "", err
+			}
+			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
+		case p.GetIdentity() == sess.UserID:
+			if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
+				return "", err
+			}
+			log.Info("student joined", "joined_at", at)
+		default:
+			log.Warn("unexpected participant joined", "identity", p.GetIdentity())
+			return ResultIgnored, nil
+		}
+		return ResultApplied, nil
+
+	case EventParticipantLeft, EventParticipantAbort:
+		p := ev.GetParticipant()
+		if rooms.IsAgent(p) || p.GetIdentity() != sess.UserID {
+			log.Info("participant left", "identity", p.GetIdentity(), "agent", rooms.IsAgent(p))
+			return ResultIgnored, nil
+		}
+		if !sess.Status.Open() {
+			log.Info("student left a closed session")
+			return ResultIgnored, nil
+		}
+		// Deleting the room makes the agent and the avatar leave (they stop billing); LiveKit then
+		// sends room_finished, which records the end and stops the task.
+		dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		defer cancel()
+		if err := h.Rooms.DeleteRoom(dctx, sess.RoomName); err != nil {
+			return "", err
+		}
+		log.Info("student left; room deleted", "room_name", sess.RoomName, "how", ev.GetEvent())
+		return ResultApplied, nil
+
+	case EventRoomFinished:
+		at := eventTime(ev, h.now)
+		reason := "room finished"
+		ended, err := h.Sessions.End(ctx, sessionID, sessions.Ending{Status: sessions.StatusEnded, At: at, Reason: reason})
+		switch {
+		case err == nil:
+			log.Info("session ended", "ended_at", ended.EndedAt, "duration_seconds", ended.DurationSeconds, "end_reason", reason)
+		case errors.Is(err, sessions.ErrConflict):
+			log.Info("room finished for a session already closed", "status", ended.Status)
+		default:
+			return "", err
+		}
+		// Stop the task even when the session was already closed: whoever closed it may have failed
+		// to stop it, and stopping a stopped task is fine.
+		if sess.AgentTaskID != "" {
+			sctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+			defer cancel()
+			if err := h.Agents.Stop(sctx, sess.AgentTaskID, "session "+sessionID+": "+reason); err != nil {
+				return "", err
+			}
+			log.Info("agent task stopped", "agent_task_id", sess.AgentTaskID)
+		}
+		return ResultApplied, nil
+	}
+	return ResultIgnored, nil
+}
+
+// joinTime is when the participant joined: LiveKit's own timestamp, so replays give the same record.
+func joinTime(p *livekit.ParticipantInfo, ev *livekit.WebhookEvent, now func() time.Time) time.Time {
+	if ms := p.GetJoinedAtMs(); ms > 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	if s := p.GetJoinedAt(); s > 0 {
+		return time.Unix(s, 0).UTC()
+	}
+	return eventTime(ev, now)
+}
+
+func eventTime(ev *livekit.WebhookEvent, now func() time.Time) time.Time {
+	if s := ev.GetCreatedAt(); s > 0 {
+		return time.Unix(s, 0).UTC()
+	}
+	return now().UTC()
+}
+
+func msSince(from, to time.Time) int64 {
+	if from.IsZero() {
+		return 0
+	}
+	return to.Sub(from).Milliseconds()
+}

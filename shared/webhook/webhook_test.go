@@ -1,0 +1,451 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"counselvideo/shared/agents"
+	"counselvideo/shared/sessions"
+)
+
+const (
+	apiKey    = "devkey"
+	apiSecret = "secret-secret-secret-secret-secret"
+	sessionID = "3f2b8c1e-0000-4000-8000-000000000001"
+	userID    = "sub-student-1"
+	roomSID   = "RM_current"
+	taskID    = "arn:aws:ecs:us-east-1:000000000000:task/c/1"
+)
+
+type fakeRooms struct {
+	mu      sync.Mutex
+	deleted []string
+	fail    error
+}
+
+func (f *fakeRooms) DeleteRoom(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.deleted = append(f.deleted, name)
+	return nil
+}
+
+type fakeLauncher struct {
+	mu      sync.Mutex
+	stopped []string // "task|reason"
+	fail    error
+}
+
+func (f *fakeLauncher) Launch(context.Context, agents.Session) (string, error) { return "", nil }
+func (f *fakeLauncher) Stop(_ context.Context, task, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.stopped = append(f.stopped, task+"|"+reason)
+	return nil
+}
+func (f *fakeLauncher) stops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.stopped...)
+}
+
+type fixture struct {
+	store *sessions.MemoryStore
+	rooms *fakeRooms
+	agent *fakeLauncher
+	h     *Handler
+	logs  *bytes.Buffer
+}
+
+var created = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func newFixture(t testing.TB) *fixture {
+	f := &fixture{store: sessions.NewMemoryStore(), rooms: &fakeRooms{}, agent: &fakeLauncher{}, logs: &bytes.Buffer{}}
+	f.store.Put(startingSession())
+	f.h = New(apiKey, apiSecret, f.store, f.rooms, f.agent, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return f
+}
+
+func startingSession() sessions.Session {
+	return sessions.Session{
+		SessionID: sessionID, UserID: userID, CategoryID: "cat", CategoryName: "Stress", Mode: "video",
+		RoomName: sessions.RoomName(sessionID), RoomSID: roomSID, Status: sessions.StatusStarting,
+		CreatedAt: created, StartedAt: created.Add(time.Second), AgentTaskID: taskID,
+	}
+}
+
+func (f *fixture) session(t testing.TB) sessions.Session {
+	t.Helper()
+	s, err := f.store.Get(context.Background(), sessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// event builders, shaped as livekit-server sends them.
+func room(sid string) *livekit.Room {
+	return &livekit.Room{Sid: sid, Name: sessions.RoomName(sessionID)}
+}
+
+func ev(id, kind string, at time.Time, p *livekit.ParticipantInfo) *livekit.WebhookEvent {
+	return &livekit.WebhookEvent{Id: id, Event: kind, Room: room(roomSID), Participant: p, CreatedAt: at.Unix()}
+}
+
+func studentP(joined time.Time) *livekit.ParticipantInfo {
+	return &livekit.ParticipantInfo{Sid: "PA_s", Identity: userID, Kind: livekit.ParticipantInfo_STANDARD, JoinedAt: joined.Unix(), JoinedAtMs: joined.UnixMilli()}
+}
+
+func agentP(identity string, joined time.Time) *livekit.ParticipantInfo {
+	return &livekit.ParticipantInfo{Sid: "PA_" + identity, Identity: identity, Kind: livekit.ParticipantInfo_AGENT, JoinedAt: joined.Unix(), JoinedAtMs: joined.UnixMilli()}
+}
+
+// recorded is a session's event sequence as livekit-server produces it.
+func recorded() []*livekit.WebhookEvent {
+	t0 := created
+	return []*livekit.WebhookEvent{
+		ev("EV_started", EventRoomStarted, t0.Add(1*time.Second), nil),
+		ev("EV_agent", EventParticipantJoined, t0.Add(20*time.Second), agentP("agent-"+sessionID, t0.Add(20500*time.Millisecond))),
+		ev("EV_avatar", EventParticipantJoined, t0.Add(24*time.Second), agentP("bey-avatar-agent", t0.Add(24250*time.Millisecond))),
+		ev("EV_student", EventParticipantJoined, t0.Add(30*time.Second), studentP(t0.Add(30100*time.Millisecond))),
+		ev("EV_student_left", EventParticipantLeft, t0.Add(630*time.Second), studentP(t0.Add(30100*time.Millisecond))),
+		ev("EV_agent_left", EventParticipantLeft, t0.Add(631*time.Second), agentP("agent-"+sessionID, t0.Add(20500*time.Millisecond))),
+		ev("EV_finished", EventRoomFinished, t0.Add(632*time.Second), nil),
+	}
+}
+
+func body(t testing.TB, e *livekit.WebhookEvent) []byte {
+	b, err := protojson.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sign(t testing.TB, key, secret string, b []byte) string {
+	sum := sha256.Sum256(b)
+	tok, err := auth.NewAccessToken(key, secret).SetValidFor(5 * time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func post(h http.Handler, b []byte, authz string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/livekit/webhook", bytes.NewReader(b))
+	r.Header.Set("Content-Type", "application/webhook+json")
+	if authz != "" {
+		r.Header.Set("Authorization", authz)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func (f *fixture) send(t testing.TB, e *livekit.WebhookEvent) *httptest.ResponseRecorder {
+	t.Helper()
+	b := body(t, e)
+	return post(f.h, b, sign(t, apiKey, apiSecret, b))
+}
+
+func TestSignatureChecks(t *testing.T) {
+	joined := ev("EV_sig", EventParticipantJoined, created.Add(30*time.Second), studentP(created.Add(30*time.Second)))
+	good := body(t, joined)
+	sum := sha256.Sum256(good)
+	hash := base64.StdEncoding.EncodeToString(sum[:])
+	expired, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": apiKey, "sha256": hash, "nbf": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-10 * time.Minute).Unix(),
+	}).SignedString([]byte(apiSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": apiKey, "sha256": hash}).SignedString([]byte(apiSecret))
+	tampered := bytes.Replace(good, []byte(userID), []byte("sub-intruder"), 1)
+	if bytes.Equal(tampered, good) {
+		t.Fatal("tampering did not change the body")
+	}
+
+	cases := []struct {
+		name  string
+		body  []byte
+		authz string
+	}{
+		{"missing header", good, ""},
+		{"malformed token", good, "not-a-jwt"},
+		{"wrong secret", good, sign(t, apiKey, "another-secret-another-secret-xx", good)},
+		{"unknown key", good, sign(t, "otherkey", apiSecret, good)},
+		{"tampered body", tampered, sign(t, apiKey, apiSecret, good)},
+		{"expired", good, expired},
+		{"no expiry", good, noExp},
+		{"base64 body without decoding", []byte(base64.StdEncoding.EncodeToString(good)), sign(t, apiKey, apiSecret, good)},
+	}
+	f := newFixture(t)
+	before := f.session(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if w := post(f.h, c.body, c.authz); w.Code != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", w.Code)
+			}
+			if got := f.session(t); !reflect.DeepEqual(got, before) {
+				t.Fatalf("a rejected request changed the session: %+v", got)
+			}
+		})
+	}
+	// Nothing was claimed by the rejected requests: the genuine event still applies.
+	if w := post(f.h, good, sign(t, apiKey, apiSecret, good)); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"applied"`) {
+		t.Fatalf("valid request: %d %s", w.Code, w.Body)
+	}
+	if s := f.session(t); s.Status != sessions.StatusActive {
+		t.Fatalf("status %s after a valid join", s.Status)
+	}
+	if w := post(f.h, nil, ""); w.Code != http.StatusUnauthorized {
+		t.Fatalf("empty request: %d", w.Code)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/livekit/webhook", nil)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %d", w.Code)
+	}
+}
+
+func TestLifecycleInOrder(t *testing.T) {
+	f := newFixture(t)
+	evs := recorded()
+	steps := []func(s sessions.Session){
+		func(s sessions.Session) {
+			if s.Status != sessions.StatusStarting || s.RoomSID != roomSID {
+				t.Fatalf("after room_started: %+v", s)
+			}
+		},
+		func(s sessions.Session) {
+			if !s.AgentJoinedAt.Equal(created.Add(20500*time.Millisecond)) || s.Status != sessions.StatusStarting {
+				t.Fatalf("after agent joined: %+v", s)
+			}
+		},
+		func(s sessions.Session) {
+			if !s.AgentJoinedAt.Equal(created.Add(20500 * time.Millisecond)) {
+				t.Fatalf("the avatar's later join replaced agent_joined_at: %v", s.AgentJoinedAt)
+			}
+		},
+		func(s sessions.Session) {
+			if s.Status != sessions.StatusActive || !s.StudentJoinedAt.Equal(created.Add(30100*time.Millisecond)) {
+				t.Fatalf("after student joined: %+v", s)
+			}
+		},
+		func(s sessions.Session) {
+			if s.Status != sessions.StatusActive || len(f.rooms.deleted) != 1 || f.rooms.deleted[0] != s.RoomName {
+				t.Fatalf("after student left: %+v, deleted %v", s, f.rooms.deleted)
+			}
+		},
+		func(s sessions.Session) {
+			if len(f.rooms.deleted) != 1 {
+				t.Fatalf("the agent leaving deleted the room again: %v", f.rooms.deleted)
+			}
+		},
+		func(s sessions.Session) {
+			if s.Status != sessions.StatusEnded || !s.EndedAt.Equal(created.Add(632*time.Second)) || s.DurationSeconds != 602 || s.EndReason == "" {
+				t.Fatalf("after room finished: %+v", s)
+			}
+			if st := f.agent.stops(); len(st) != 1 || !strings.HasPrefix(st[0], taskID+"|") {
+				t.Fatalf("stops %v", st)
+			}
+		},
+	}
+	for i, e := range evs {
+		if w := f.send(t, e); w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", e.Event, w.Code, w.Body)
+		}
+		steps[i](f.session(t))
+	}
+	// Logs are JSON with the session and user ids.
+	if !strings.Contains(f.logs.String(), `"session_id":"`+sessionID+`"`) || !strings.Contains(f.logs.String(), `"user_id":"`+userID+`"`) ||
+		!strings.Contains(f.logs.String(), `"request_id":"`) {
+		t.Fatalf("logs lack ids: %s", f.logs)
+	}
+}
+
+// TestReplayConverges replays the recorded sequence with every event three times in shuffled orders:
+// the final record is always the in-order one, and the task is stopped by the one room_finished.
+func TestReplayConverges(t *testing.T) {
+	ref := newFixture(t)
+	for _, e := range recorded() {
+		ref.send(t, e)
+	}
+	want := ref.session(t)
+	for seed := uint64(0); seed < 200; seed++ {
+		f := newFixture(t)
+		var all []*livekit.WebhookEvent
+		for _, e := range recorded() {
+			all = append(all, e, e, e)
+		}
+		rng := rand.New(rand.NewPCG(seed, 42))
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		for _, e := range all {
+			if w := f.send(t, e); w.Code != http.StatusOK {
+				t.Fatalf("seed %d %s: %d", seed, e.Event, w.Code)
+			}
+		}
+		if got := f.session(t); !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: final state\n%+v\nwant\n%+v", seed, got, want)
+		}
+		if st := f.agent.stops(); len(st) != 1 {
+			t.Fatalf("seed %d: %d stops", seed, len(st))
+		}
+	}
+}
+
+func TestLateEventsNeverReopen(t *testing.T) {
+	f := newFixture(t)
+	fin := ev("EV_fin", EventRoomFinished, created.Add(100*time.Second), nil)
+	f.send(t, fin)
+	f.send(t, ev("EV_rs", EventRoomStarted, created.Add(time.Second), nil))
+	f.send(t, ev("EV_join", EventParticipantJoined, created.Add(40*time.Second), studentP(created.Add(40*time.Second))))
+	f.send(t, ev("EV_left", EventParticipantLeft, created.Add(90*time.Second), studentP(created.Add(40*time.Second))))
+	s := f.session(t)
+	if s.Status != sessions.StatusEnded || s.DurationSeconds != 60 || !s.StudentJoinedAt.Equal(created.Add(40*time.Second)) {
+		t.Fatalf("late events: %+v", s)
+	}
+	if len(f.rooms.deleted) != 0 {
+		t.Fatalf("a late participant_left deleted the room of a closed session: %v", f.rooms.deleted)
+	}
+}
+
+func TestIgnoredEvents(t *testing.T) {
+	f := newFixture(t)
+	before := f.session(t)
+	other := &livekit.WebhookEvent{Id: "EV_other", Event: EventRoomFinished, Room: &livekit.Room{Sid: "RM_x", Name: "someone-elses-room"}, CreatedAt: created.Unix()}
+	older := ev("EV_older", EventRoomFinished, created, nil)
+	older.Room.Sid = "RM_older"
+	unknown := &livekit.WebhookEvent{Id: "EV_nosess", Event: EventRoomFinished, Room: &livekit.Room{Sid: "RM_y", Name: sessions.RoomName("no-such-session")}, CreatedAt: created.Unix()}
+	track := ev("EV_track", "track_published", created, studentP(created))
+	for _, e := range []*livekit.WebhookEvent{other, older, unknown, track} {
+		if w := f.send(t, e); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ignored"`) {
+			t.Fatalf("%s: %d %s", e.Id, w.Code, w.Body)
+		}
+	}
+	if got := f.session(t); !reflect.DeepEqual(got, before) || len(f.agent.stops()) != 0 {
+		t.Fatalf("ignored events changed things: %+v", got)
+	}
+	if !strings.Contains(f.logs.String(), `"level":"DEBUG","msg":"webhook for a room that is not ours"`) {
+		t.Fatalf("foreign room not logged at debug: %s", f.logs)
+	}
+	// Duplicates answer 2xx and do nothing.
+	fin := ev("EV_fin", EventRoomFinished, created.Add(time.Minute), nil)
+	f.send(t, fin)
+	if w := f.send(t, fin); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"duplicate"`) {
+		t.Fatalf("duplicate: %d %s", w.Code, w.Body)
+	}
+	if n := len(f.agent.stops()); n != 1 {
+		t.Fatalf("%d stops for one event sent twice", n)
+	}
+}
+
+// TestFailureReleasesClaim: an internal failure answers 5xx and forgets the claim so LiveKit's retry applies.
+func TestFailureReleasesClaim(t *testing.T) {
+	f := newFixture(t)
+	f.agent.fail = errors.New("ecs unavailable")
+	fin := ev("EV_fin", EventRoomFinished, created.Add(time.Minute), nil)
+	if w := f.send(t, fin); w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	f.agent.fail = nil
+	if w := f.send(t, fin); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"applied"`) {
+		t.Fatalf("retry: %d %s", w.Code, w.Body)
+	}
+	if s := f.session(t); s.Status != sessions.StatusEnded || len(f.agent.stops()) != 1 {
+		t.Fatalf("after retry: %+v stops %v", s, f.agent.stops())
+	}
+	// Same for the room delete on participant_left.
+	g := newFixture(t)
+	g.rooms.fail = errors.New("livekit down")
+	left := ev("EV_left", EventParticipantLeft, created.Add(time.Minute), studentP(created))
+	if w := g.send(t, left); w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	g.rooms.fail = nil
+	if w := g.send(t, left); w.Code != http.StatusOK || len(g.rooms.deleted) != 1 {
+		t.Fatalf("retry: %d deleted %v", w.Code, g.rooms.deleted)
+	}
+}
+
+func TestAbortedConnectionDeletesRoom(t *testing.T) {
+	f := newFixture(t)
+	f.send(t, ev("EV_j", EventParticipantJoined, created.Add(time.Second), studentP(created.Add(time.Second))))
+	f.send(t, ev("EV_a", EventParticipantAbort, created.Add(time.Minute), studentP(created.Add(time.Second))))
+	if len(f.rooms.deleted) != 1 {
+		t.Fatalf("deleted %v", f.rooms.deleted)
+	}
+}
+
+func BenchmarkWebhook(b *testing.B) {
+	f := newFixture(b)
+	f.h.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	joined := studentP(created.Add(time.Second))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		e := ev(fmt.Sprintf("EV_%d", i), EventParticipantJoined, created.Add(time.Second), joined)
+		raw := body(b, e)
+		authz := sign(b, apiKey, apiSecret, raw)
+		b.StartTimer()
+		if w := post(f.h, raw, authz); w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+type blockingLauncher struct{ fakeLauncher }
+
+func (b *blockingLauncher) Stop(ctx context.Context, task, reason string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestDeadlineLeavesTimeToReleaseClaim: a step that hangs is cut off before the request's (the
+// Lambda's) deadline, so the claim is released and LiveKit's retry applies the event.
+func TestDeadlineLeavesTimeToReleaseClaim(t *testing.T) {
+	f := newFixture(t)
+	f.h.Agents = &blockingLauncher{}
+	fin := ev("EV_fin", EventRoomFinished, created.Add(time.Minute), nil)
+	raw := body(t, fin)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseReserve+300*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequest(http.MethodPost, "/livekit/webhook", bytes.NewReader(raw)).WithContext(ctx)
+	r.Header.Set("Authorization", sign(t, apiKey, apiSecret, raw))
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != http.StatusInternalServerError || ctx.Err() != nil {
+		t.Fatalf("status %d (request context: %v), want 500 before the deadline", w.Code, ctx.Err())
+	}
+	f.h.Agents = f.agent
+	if w := f.send(t, fin); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"applied"`) || len(f.agent.stops()) != 1 {
+		t.Fatalf("retry: %d %s stops %v", w.Code, w.Body, f.agent.stops())
+	}
+}
