@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -202,12 +203,16 @@ func (d *DynamoStore) ListOpen(ctx context.Context, createdBefore time.Time, lim
 
 // update runs a conditional update on a session item and maps a lost condition to ErrConflict.
 func (d *DynamoStore) update(ctx context.Context, id, set, cond string, vals map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	var names map[string]string
+	if strings.Contains(set+cond, "#s") { // "status" is a reserved word; DynamoDB rejects unused names
+		names = map[string]string{"#s": "status"}
+	}
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.table,
 		Key:                       sessionKey(id),
 		UpdateExpression:          aws.String(set),
 		ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
-		ExpressionAttributeNames:  map[string]string{"#s": "status"},
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 		ReturnValues:              types.ReturnValueAllNew,
 	})
@@ -232,18 +237,6 @@ func (d *DynamoStore) MarkStarted(ctx context.Context, id, roomSID, taskID strin
 func (d *DynamoStore) RecordRoomSID(ctx context.Context, id, roomSID string) error {
 	_, err := d.update(ctx, id, "SET room_sid = :sid", "attribute_not_exists(room_sid)",
 		map[string]types.AttributeValue{":sid": str(roomSID)})
-	return err
-}
-
-func (d *DynamoStore) MarkStudentJoined(ctx context.Context, id string, at time.Time) error {
-	_, err := d.update(ctx, id, "SET #s = :active, student_joined_at = :at", "#s = :starting",
-		map[string]types.AttributeValue{":active": str(string(StatusActive)), ":starting": str(string(StatusStarting)), ":at": ts(at)})
-	return err
-}
-
-func (d *DynamoStore) MarkAgentJoined(ctx context.Context, id string, at time.Time) error {
-	_, err := d.update(ctx, id, "SET agent_joined_at = :at", "attribute_not_exists(agent_joined_at) AND #s IN (:starting, :active)",
-		map[string]types.AttributeValue{":at": ts(at), ":starting": str(string(StatusStarting)), ":active": str(string(StatusActive))})
 	return err
 }
 

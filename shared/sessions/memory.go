@@ -130,28 +130,6 @@ func (m *MemoryStore) RecordRoomSID(_ context.Context, id, roomSID string) error
 	return err
 }
 
-func (m *MemoryStore) MarkStudentJoined(_ context.Context, id string, at time.Time) error {
-	_, err := m.apply(id, func(s *Session) error {
-		if s.Status != StatusStarting {
-			return ErrConflict
-		}
-		s.Status, s.StudentJoinedAt = StatusActive, at.UTC()
-		return nil
-	})
-	return err
-}
-
-func (m *MemoryStore) MarkAgentJoined(_ context.Context, id string, at time.Time) error {
-	_, err := m.apply(id, func(s *Session) error {
-		if !s.AgentJoinedAt.IsZero() || !s.Status.Open() {
-			return ErrConflict
-		}
-		s.AgentJoinedAt = at.UTC()
-		return nil
-	})
-	return err
-}
-
 // RecordStudentJoin: see DynamoStore.RecordStudentJoin.
 func (m *MemoryStore) RecordStudentJoin(_ context.Context, id string, at time.Time) error {
 	_, err := m.apply(id, func(s *Session) error {

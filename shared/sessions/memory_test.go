@@ -52,11 +52,14 @@ func TestMemoryStoreLifecycle(t *testing.T) {
 	if err := m.RecordRoomSID(ctx, "s1", "RM_2"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("room sid overwritten: %v", err)
 	}
-	if err := m.MarkStudentJoined(ctx, "s1", t0.Add(10*time.Second)); err != nil {
+	if err := m.RecordStudentJoin(ctx, "s1", t0.Add(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.MarkStudentJoined(ctx, "s1", t0.Add(20*time.Second)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("second MarkStudentJoined: %v", err)
+	if err := m.RecordStudentJoin(ctx, "s1", t0.Add(20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := m.Get(ctx, "s1"); s.Status != StatusActive || !s.StudentJoinedAt.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("a later join replaced the first: %+v", s)
 	}
 	open, _ := m.ListOpen(ctx, t0.Add(time.Second), 10)
 	if len(open) != 1 {
@@ -69,8 +72,9 @@ func TestMemoryStoreLifecycle(t *testing.T) {
 	if _, err := m.End(ctx, "s1", Ending{Status: StatusFailed, At: t0.Add(80 * time.Second), Reason: "x"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("terminal status changed: %v", err)
 	}
-	if err := m.MarkStudentJoined(ctx, "s1", t0); !errors.Is(err, ErrConflict) {
-		t.Fatalf("ended session reopened: %v", err)
+	_ = m.RecordStudentJoin(ctx, "s1", t0.Add(80*time.Second))
+	if s, _ := m.Get(ctx, "s1"); s.Status != StatusEnded {
+		t.Fatalf("ended session reopened: %+v", s)
 	}
 	if open, _ := m.ListOpen(ctx, t0.Add(time.Hour), 10); len(open) != 0 {
 		t.Fatalf("ended session still listed open")

@@ -110,10 +110,11 @@ type Store interface {
 	MarkStarted(ctx context.Context, sessionID, roomSID, taskID string, at time.Time) error
 	// RecordRoomSID sets the room sid if none is recorded yet (room_started may come first).
 	RecordRoomSID(ctx context.Context, sessionID, roomSID string) error
-	// MarkStudentJoined moves starting → active and sets student_joined_at once.
-	MarkStudentJoined(ctx context.Context, sessionID string, at time.Time) error
-	// MarkAgentJoined sets agent_joined_at once, on an open session.
-	MarkAgentJoined(ctx context.Context, sessionID string, at time.Time) error
+	// RecordStudentJoin moves starting → active and keeps the earliest student join time; on a
+	// terminal session it only corrects the join time and duration (see joins.go).
+	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
+	// RecordAgentJoin keeps the earliest agent (or avatar) join time.
+	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
 	// End moves an open session to a terminal status, releases the student's lock and returns the
 	// session as it now is. ErrConflict if it was already terminal.
 	End(ctx context.Context, sessionID string, e Ending) (Session, error)

@@ -1,0 +1,66 @@
+// Command dev runs the whole system locally (`make dev`): real livekit-server, DynamoDB Local and
+// cognito-local on loopback, the API, webhook and sweeper, and an agent process per session.
+// Ctrl-C stops everything it started.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"counselvideo/infra/devstack"
+	"counselvideo/shared/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	addr := os.Getenv("DEV_API_ADDR")
+	r, err := devstack.Start(ctx, devstack.Options{APIAddr: addr, Log: logging.New(os.Stderr, "info")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make dev:", err)
+		os.Exit(1)
+	}
+	defer r.Stop()
+	tok, err := r.Token(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make dev: sign in the test student:", err)
+		os.Exit(1)
+	}
+	printWelcome(r, tok.ID)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nstopping: agents, API, livekit-server, DynamoDB Local, cognito-local")
+}
+
+func printWelcome(r *devstack.Running, idToken string) {
+	fmt.Printf(`
+Local stack is up.
+  API + webhook   %[1]s   (POST /api/v1/video/create-room, GET /api/v1/counselor-categories, ...)
+  LiveKit         %[2]s   (API key devkey, secret "secret")
+  DynamoDB Local  %[3]s   (tables %[4]s, %[5]s)
+  cognito-local   %[6]s   (pool %[7]s, client %[8]s)
+  Agent providers %[9]s
+  Logs            %[10]s
+
+Test student: %[11]s / %[12]s
+
+Get a fresh ID token (valid 24 h):
+  TOKEN=$(curl -s %[6]s/ -H 'Content-Type: application/x-amz-json-1.1' \
+    -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \
+    -d '{"AuthFlow":"USER_PASSWORD_AUTH","ClientId":"%[8]s","AuthParameters":{"USERNAME":"%[11]s","PASSWORD":"%[12]s"}}' \
+    | sed -E 's/.*"IdToken":"([^"]+)".*/\1/')
+
+List categories and create a room:
+  curl -s %[1]s/api/v1/counselor-categories -H "Authorization: Bearer $TOKEN"
+  curl -s -X POST %[1]s/api/v1/video/create-room -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{"counselor_category":"3f6c2a1e-8b4d-4c7a-9e21-5d0f7b3a6c11"}'
+
+(A token for right now: TOKEN=%[13]s)
+
+Ctrl-C stops everything.
+`, r.APIURL, r.Stack.LiveKit.WSURL, r.Stack.DynamoDB.Endpoint, devstack.SessionsTable, devstack.CategoriesTable,
+		r.Stack.Cognito.Endpoint, r.Pool.PoolID, r.Pool.ClientID, r.Providers, r.Stack.LogDir,
+		devstack.StudentUsername, devstack.StudentPassword, idToken)
+}

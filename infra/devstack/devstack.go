@@ -1,0 +1,268 @@
+// Package devstack runs the whole system on one machine: the real local components (livekit-server,
+// DynamoDB Local, cognito-local), the API, webhook and sweeper handlers from shared/app, and one agent
+// process per session. `make dev` runs it; end-to-end tests start it in-process.
+package devstack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"counselvideo/infra/localstack"
+	"counselvideo/infra/seed"
+	"counselvideo/shared/agents"
+	"counselvideo/shared/app"
+	"counselvideo/shared/categories"
+	"counselvideo/shared/config"
+	"counselvideo/shared/sweeper"
+)
+
+// Local test student created in cognito-local.
+const (
+	StudentUsername = "student@example.edu"
+	StudentPassword = "Passw0rd!local"
+	SessionsTable   = "dev-sessions"
+	CategoriesTable = "dev-categories"
+)
+
+type Options struct {
+	// APIAddr is where the API and the webhook listen (default 127.0.0.1:8080; ":0" picks a port).
+	APIAddr string
+	// LogDir holds component logs (default .dev/logs under the repository).
+	LogDir string
+	// SweepEvery is the sweeper's schedule (default 15 s).
+	SweepEvery time.Duration
+	// AgentCommand overrides the agent process (default: node agentimage/dist/main.js).
+	AgentCommand []string
+	// EnvFile holds real provider keys (default .env.local); without keys the stand-ins are used.
+	EnvFile string
+	// ExtraOrigins are added to CORS_ALLOWED_ORIGINS (the playground's origin).
+	ExtraOrigins []string
+	// ExtraRoutes are served on the API listener (the playground page).
+	ExtraRoutes map[string]http.Handler
+	Log         *slog.Logger
+}
+
+// Running is a started dev stack.
+type Running struct {
+	Stack     *localstack.Stack
+	APIURL    string
+	Pool      localstack.UserPool
+	StudentID string
+	Providers string // "stand-ins" or "real services"
+	Agents    *agents.ProcessLauncher
+	stop      []func()
+}
+
+// Start brings everything up; Stop tears it down in reverse order.
+func Start(ctx context.Context, o Options) (r *Running, err error) {
+	paths, err := localstack.FindPaths()
+	if err != nil {
+		return nil, err
+	}
+	if o.APIAddr == "" {
+		o.APIAddr = "127.0.0.1:8080"
+	}
+	if o.LogDir == "" {
+		o.LogDir = filepath.Join(paths.Root, ".dev", "logs")
+	}
+	if o.SweepEvery == 0 {
+		o.SweepEvery = 15 * time.Second
+	}
+	if o.EnvFile == "" {
+		o.EnvFile = filepath.Join(paths.Root, ".env.local")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	r = &Running{}
+	defer func() {
+		if err != nil {
+			r.Stop()
+		}
+	}()
+
+	// The webhook listener exists before livekit-server starts, since its config names the URL.
+	ln, err := net.Listen("tcp", o.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (set DEV_API_ADDR to use another address): %w", o.APIAddr, err)
+	}
+	r.APIURL = "http://" + ln.Addr().String()
+	r.stop = append(r.stop, func() { ln.Close() })
+
+	stack, err := localstack.Start(ctx, localstack.Options{LogDir: o.LogDir, WebhookURLs: []string{r.APIURL + "/livekit/webhook"}})
+	if err != nil {
+		return nil, err
+	}
+	r.Stack = stack
+	r.stop = append(r.stop, stack.Stop)
+
+	if err := stack.DynamoDB.CreateTables(ctx, SessionsTable, CategoriesTable); err != nil {
+		return nil, err
+	}
+	list, err := seed.Load(filepath.Join(paths.Root, "infra", "seed", "categories.json"))
+	if err != nil {
+		return nil, err
+	}
+	if err := seed.Seed(ctx, categories.NewDynamoStore(stack.DynamoDB.Client, CategoriesTable), list); err != nil {
+		return nil, err
+	}
+	if r.Pool, err = stack.Cognito.CreatePool(ctx, "dev"); err != nil {
+		return nil, err
+	}
+	if r.StudentID, err = stack.Cognito.CreateUser(ctx, r.Pool, StudentUsername, StudentPassword); err != nil {
+		return nil, err
+	}
+
+	// The SDK finds the local endpoints the standard way, as a deployed function finds the real ones.
+	for k, v := range map[string]string{
+		"AWS_REGION": localstack.Region, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+		"AWS_ENDPOINT_URL_DYNAMODB": stack.DynamoDB.Endpoint, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		os.Setenv(k, v)
+	}
+
+	agentEnv, providers, stopStandins, err := agentEnvironment(ctx, paths, o, stack)
+	if err != nil {
+		return nil, err
+	}
+	r.Providers = providers
+	r.stop = append(r.stop, stopStandins)
+	command := o.AgentCommand
+	if len(command) == 0 {
+		command = []string{"node", filepath.Join(paths.Root, "agentimage", "dist", "main.js")}
+	}
+	r.Agents = agents.NewProcessLauncher(command, agentEnv, agentOutput(o.LogDir), o.Log)
+	r.stop = append(r.stop, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		r.Agents.StopAll(ctx)
+	})
+
+	env := map[string]string{
+		"LIVEKIT_URL": stack.LiveKit.URL, "LIVEKIT_PUBLIC_URL": stack.LiveKit.WSURL,
+		"LIVEKIT_API_KEY": stack.LiveKit.APIKey, "LIVEKIT_API_SECRET": stack.LiveKit.APISecret,
+		"SESSIONS_TABLE": SessionsTable, "CATEGORIES_TABLE": CategoriesTable,
+		"COGNITO_ISSUER": r.Pool.Issuer, "COGNITO_CLIENT_IDS": r.Pool.ClientID,
+		"AGENT_LAUNCHER": config.LauncherProcess, "AGENT_COMMAND": strings.Join(command, " "),
+		"CORS_ALLOWED_ORIGINS": strings.Join(o.ExtraOrigins, ","),
+		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
+	}
+	getenv := func(k string) string { return env[k] }
+	deps := app.Deps{Launcher: r.Agents, Log: o.Log}
+	awsCfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	apiCfg, err := config.Load(config.API, getenv)
+	if err != nil {
+		return nil, err
+	}
+	apiHandler, err := app.NewAPIHandler(context.WithoutCancel(ctx), apiCfg, awsCfg, deps, nil)
+	if err != nil {
+		return nil, err
+	}
+	hookCfg, err := config.Load(config.Webhook, getenv)
+	if err != nil {
+		return nil, err
+	}
+	hook, err := app.NewWebhookHandler(hookCfg, awsCfg, deps, nil)
+	if err != nil {
+		return nil, err
+	}
+	sweepCfg, err := config.Load(config.Sweeper, getenv)
+	if err != nil {
+		return nil, err
+	}
+	sw, err := app.NewSweeper(sweepCfg, awsCfg, deps)
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("POST /livekit/webhook", hook)
+	for pattern, h := range o.ExtraRoutes {
+		mux.Handle(pattern, h)
+	}
+	mux.Handle("/", apiHandler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	r.stop = append(r.stop, func() { _ = srv.Close() })
+
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	go runSweeper(sweepCtx, sw, o.SweepEvery, o.Log)
+	r.stop = append(r.stop, stopSweep)
+	return r, nil
+}
+
+func runSweeper(ctx context.Context, sw *sweeper.Sweeper, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if rep, err := sw.Run(ctx); err != nil {
+				log.Error("sweeper run failed", "error", err.Error())
+			} else if len(rep.Closed) > 0 {
+				log.Info("sweeper closed sessions", "closed", len(rep.Closed))
+			}
+		}
+	}
+}
+
+// Stop tears everything down, newest first.
+func (r *Running) Stop() {
+	for i := len(r.stop) - 1; i >= 0; i-- {
+		r.stop[i]()
+	}
+	r.stop = nil
+}
+
+// Token signs the local test student in, as the frontend would.
+func (r *Running) Token(ctx context.Context) (localstack.Tokens, error) {
+	return r.Stack.Cognito.Login(ctx, r.Pool, StudentUsername, StudentPassword)
+}
+
+func agentOutput(logDir string) *os.File {
+	f, err := os.OpenFile(filepath.Join(logDir, "agents.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return os.Stderr
+	}
+	return f
+}
+
+// readEnvFile parses KEY=VALUE lines (comments and blanks ignored); a missing file is empty.
+func readEnvFile(path string) (map[string]string, error) {
+	out := map[string]string{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		out[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+	}
+	return out, sc.Err()
+}
