@@ -153,7 +153,7 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"SESSIONS_TABLE": SessionsTable, "CATEGORIES_TABLE": CategoriesTable,
 		"COGNITO_ISSUER": r.Pool.Issuer, "COGNITO_CLIENT_IDS": r.Pool.ClientID,
 		"AGENT_LAUNCHER": config.LauncherProcess, "AGENT_COMMAND": strings.Join(command, " "),
-		"CORS_ALLOWED_ORIGINS": strings.Join(o.ExtraOrigins, ","),
+		"CORS_ALLOWED_ORIGINS":       strings.Join(o.ExtraOrigins, ","),
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 	}
 	getenv := func(k string) string { return env[k] }

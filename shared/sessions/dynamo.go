@@ -51,6 +51,7 @@ func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Va
 func num(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
+
 // timeLayout is fixed-width so stored timestamps sort as strings (created_at is an index sort key);
 // RFC3339Nano trims trailing zeros and would not.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
