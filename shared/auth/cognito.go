@@ -74,6 +74,7 @@ func NewVerifier(ctx context.Context, c config.Cognito) (*Verifier, error) {
 			jwt.WithValidMethods([]string{"RS256"}), // refuses alg none and HS256-with-public-key
 			jwt.WithIssuer(c.Issuer),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
 			jwt.WithLeeway(leeway),
 		),
 	}, nil
@@ -94,7 +95,7 @@ func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, er
 		return Student{}, fmt.Errorf("%w: missing bearer token", ErrUnauthenticated)
 	}
 	var claims cognitoClaims
-	if _, err := v.parser.ParseWithClaims(strings.TrimSpace(raw), &claims, v.keys.KeyfuncCtx(ctx)); err != nil {
+	if _, err := v.parser.ParseWithClaims(strings.TrimSpace(raw), &claims, v.keyFor(ctx)); err != nil {
 		return Student{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	if err := v.checkUseAndClient(claims); err != nil {
@@ -108,6 +109,18 @@ func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, er
 		name = claims.Username
 	}
 	return Student{ID: claims.Subject, Name: name}, nil
+}
+
+// keyFor insists on a kid: Cognito always names its signing key, and a kid-less token must not fall
+// back to whichever key the set happens to hold.
+func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
+	keys := v.keys.KeyfuncCtx(ctx)
+	return func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid == "" {
+			return nil, errors.New("token has no kid")
+		}
+		return keys(t)
+	}
 }
 
 func (v *Verifier) checkUseAndClient(c cognitoClaims) error {
