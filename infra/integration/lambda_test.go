@@ -1,0 +1,182 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"counselvideo/infra/localstack"
+)
+
+// rieFunction is a Lambda bootstrap running under the AWS Lambda Runtime Interface Emulator.
+type rieFunction struct {
+	url string
+	out *bytes.Buffer
+}
+
+// startUnderRIE builds ./functions/<name> as Lambda does (lambda.norpc, static) for this machine and
+// runs the real bootstrap under aws-lambda-rie with env.
+func startUnderRIE(t *testing.T, name string, env map[string]string) *rieFunction {
+	t.Helper()
+	rie := env_stackPaths().RIE()
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("aws-lambda-rie missing at %s: run `make tools`", rie)
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", filepath.Join(dir, "bootstrap"), "./functions/"+name)
+	build.Dir = env_stackPaths().Root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	p1, _ := localstack.FreePort()
+	p2, _ := localstack.FreePort()
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(p1),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(p2), filepath.Join(dir, "bootstrap"))
+	cmd.Dir = dir
+	// Only the function's contract reaches it, as in Lambda (plus what the SDK needs to find AWS).
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_ECS", "AWS_EC2_METADATA_DISABLED"} {
+		cmd.Env = append(cmd.Env, k+"="+os.Getenv(k))
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	f := &rieFunction{url: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", p1), out: out}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p1)); err == nil {
+			c.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator not listening: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return f
+}
+
+func env_stackPaths() localstack.Paths { return env.stack.Paths }
+
+func (f *rieFunction) invoke(t *testing.T, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	raw, _ := json.Marshal(ev)
+	resp, err := http.Post(f.url, "application/json", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(body, &out); err != nil || out.StatusCode == 0 {
+		t.Fatalf("invocation result %s (%v); function output:\n%s", body, err, f.out)
+	}
+	return out
+}
+
+func httpEvent(method, path, requestID string, headers map[string]string, body string, base64Body bool) events.APIGatewayV2HTTPRequest {
+	return events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "$default", RawPath: path, Headers: headers, Body: body, IsBase64Encoded: base64Body,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RequestID: requestID, Stage: "$default", DomainName: "api.example.test",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, Protocol: "HTTP/1.1", SourceIP: "203.0.113.9"},
+		},
+	}
+}
+
+// TestAPILambdaUnderRIE runs the real API bootstrap with an HTTP API v2 event.
+func TestAPILambdaUnderRIE(t *testing.T) {
+	fn := startUnderRIE(t, "api", apiEnv(nil))
+	st := newStudent(t)
+	cat := enabledCategory(t)
+
+	res := fn.invoke(t, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-1",
+		map[string]string{"authorization": "Bearer " + st.tokens.ID, "content-type": "application/json"},
+		`{"counselor_category":"`+cat.ID+`"}`, false))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("create-room under RIE: %d %s\n%s", res.StatusCode, res.Body, fn.out)
+	}
+	var room createdRoom
+	if err := json.Unmarshal([]byte(res.Body), &room); err != nil || room.SessionID == "" || room.AccessToken == "" {
+		t.Fatalf("body %s", res.Body)
+	}
+	if got := headerValue(res.Headers, "X-Request-Id"); got != "apigw-req-1" {
+		t.Fatalf("request id %q, want API Gateway's", got)
+	}
+	if listRoom(t, room.RoomName) == nil {
+		t.Fatal("room not created")
+	}
+	if !strings.Contains(fn.out.String(), `"request_id":"apigw-req-1"`) {
+		t.Fatalf("logs lack the API Gateway request id:\n%s", fn.out)
+	}
+
+	res = fn.invoke(t, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-2",
+		map[string]string{"content-type": "application/json"}, `{}`, false))
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Body, `"request_id":"apigw-req-2"`) {
+		t.Fatalf("unauthenticated under RIE: %d %s", res.StatusCode, res.Body)
+	}
+}
+
+// TestWebhookLambdaUnderRIE: the webhook bootstrap verifies a base64-encoded body, as API Gateway
+// delivers application/webhook+json, and refuses a forged one.
+func TestWebhookLambdaUnderRIE(t *testing.T) {
+	fn := startUnderRIE(t, "webhook", map[string]string{
+		"LIVEKIT_URL": env.stack.LiveKit.URL, "LIVEKIT_API_KEY": env.stack.LiveKit.APIKey, "LIVEKIT_API_SECRET": env.stack.LiveKit.APISecret,
+		"SESSIONS_TABLE": sessionsTable, "AGENT_LAUNCHER": "ecs", "ECS_CLUSTER": "counsel-agents",
+	})
+	ev := &livekit.WebhookEvent{Event: "room_started", Id: fmt.Sprintf("EV_rie_%d", time.Now().UnixNano()),
+		Room: &livekit.Room{Name: "not-ours-room", Sid: "RM_x"}, CreatedAt: time.Now().Unix()}
+	body, _ := protojson.Marshal(ev)
+	sum := sha256.Sum256(body)
+	at := auth.NewAccessToken(env.stack.LiveKit.APIKey, env.stack.LiveKit.APISecret).SetValidFor(time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:]))
+	signed, _ := at.ToJWT()
+	forged, _ := auth.NewAccessToken(env.stack.LiveKit.APIKey, "wrong-secret-wrong-secret-wrong-secret").SetValidFor(time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{{"signed", signed, http.StatusOK}, {"forged", forged, http.StatusUnauthorized}} {
+		res := fn.invoke(t, httpEvent("POST", "/livekit/webhook", "apigw-hook-"+c.name,
+			map[string]string{"authorization": c.token, "content-type": "application/webhook+json"},
+			base64.StdEncoding.EncodeToString(body), true))
+		if res.StatusCode/100 != c.want/100 || (c.want == 401 && res.StatusCode != 401) {
+			t.Fatalf("%s webhook under RIE: %d %s\n%s", c.name, res.StatusCode, res.Body, fn.out)
+		}
+	}
+	_ = context.Background
+}
+
+func headerValue(h map[string]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
