@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
@@ -17,6 +18,7 @@ import (
 )
 
 func main() {
+	initStart := time.Now()
 	ctx := context.Background()
 	cfg, err := config.Load(config.API, os.Getenv)
 	log := logging.New(os.Stdout, cfg.LogLevel)
@@ -36,6 +38,7 @@ func main() {
 		log.Error("cold start failed", "error", err.Error())
 		os.Exit(1)
 	}
+	log.Info("cold start complete", "init_ms", float64(time.Since(initStart).Microseconds())/1000)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }
 
