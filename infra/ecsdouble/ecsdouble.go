@@ -25,8 +25,7 @@ type Server struct {
 	runs     []ecs.RunTaskInput
 	stops    []ecs.StopTaskInput
 	byToken  map[string]string
-	failNext string // "error" or "failure": how the next RunTask fails
-	failAll  string
+	failAll  string // "error" or "failure": how every RunTask fails
 	n        int
 }
 

@@ -85,6 +85,7 @@ func (l *ProcessLauncher) Stop(ctx context.Context, taskID, reason string) error
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // never leave an agent running on the way out
 		return ctx.Err()
 	}
 	return nil

@@ -90,8 +90,8 @@ type cognitoClaims struct {
 
 // Authenticate checks an Authorization header value ("Bearer <jwt>").
 func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, error) {
-	raw, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || strings.TrimSpace(raw) == "" {
+	scheme, raw, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" { // the scheme is case-insensitive (RFC 9110)
 		return Student{}, fmt.Errorf("%w: missing bearer token", ErrUnauthenticated)
 	}
 	var claims cognitoClaims

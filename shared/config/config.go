@@ -3,7 +3,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -87,6 +86,9 @@ const (
 	DefaultSessionMaxDuration = 60 * time.Minute
 	DefaultAgentJoinTimeout   = 3 * time.Minute
 )
+
+// maxSeconds bounds every duration variable (one week), far from time.Duration overflow.
+const maxSeconds = 7 * 24 * 3600
 
 // Load reads the variables fn needs through getenv (os.Getenv in production).
 func Load(fn Function, getenv func(string) string) (Config, error) {
@@ -204,8 +206,8 @@ func (r *reader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		r.problem(name + " must be a positive whole number of seconds")
+	if err != nil || n <= 0 || n > maxSeconds {
+		r.problem(fmt.Sprintf("%s must be a whole number of seconds between 1 and %d", name, maxSeconds))
 		return def
 	}
 	return time.Duration(n) * time.Second
@@ -266,5 +268,3 @@ func (r *reader) ecs() ECS {
 	return e
 }
 
-// ErrSecretUnresolved is returned by main wiring when LIVEKIT_API_SECRET_ARN cannot be read.
-var ErrSecretUnresolved = errors.New("LIVEKIT_API_SECRET_ARN could not be read")

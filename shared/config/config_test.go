@@ -247,7 +247,8 @@ func TestLoadSeconds(t *testing.T) {
 		if got := get(mustLoad(t, fn, with(env, name, " 90 ")), name); got != 90*time.Second {
 			t.Errorf("%s=90: %v", name, got)
 		}
-		for _, bad := range []string{"0", "-1", "1.5", "1m", "90s", "abc", "1e3"} {
+		// 9300000000 s would overflow time.Duration into a negative value.
+		for _, bad := range []string{"0", "-1", "1.5", "1m", "90s", "abc", "1e3", "604801", "9300000000", "18446744073"} {
 			mustFail(t, fn, with(env, name, bad), name)
 		}
 	}
