@@ -21,12 +21,12 @@ const targetPrefix = "AmazonEC2ContainerServiceV20141113."
 type Server struct {
 	*httptest.Server
 
-	mu       sync.Mutex
-	runs     []ecs.RunTaskInput
-	stops    []ecs.StopTaskInput
-	byToken  map[string]string
-	failAll  string // "error" or "failure": how every RunTask fails
-	n        int
+	mu      sync.Mutex
+	runs    []ecs.RunTaskInput
+	stops   []ecs.StopTaskInput
+	byToken map[string]string
+	failAll string // "error" or "failure": how every RunTask fails
+	n       int
 }
 
 func New() *Server {

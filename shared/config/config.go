@@ -267,4 +267,3 @@ func (r *reader) ecs() ECS {
 	}
 	return e
 }
-

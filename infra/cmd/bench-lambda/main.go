@@ -254,8 +254,8 @@ func startRIE(bin string, env []string) (*rie, error) {
 func (r *rie) invoke(token, category string) (int, error) {
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: "/api/v1/video/create-room",
-		Headers: map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
-		Body:    `{"counselor_category":"` + category + `"}`,
+		Headers:        map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
+		Body:           `{"counselor_category":"` + category + `"}`,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "bench", HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/api/v1/video/create-room"}},
 	}
 	raw, _ := json.Marshal(ev)
