@@ -44,22 +44,22 @@ type Options struct {
 	AgentCommand []string
 	// EnvFile holds real provider keys (default .env.local); without keys the stand-ins are used.
 	EnvFile string
-	// ExtraOrigins are added to CORS_ALLOWED_ORIGINS (the playground's origin).
-	ExtraOrigins []string
-	// ExtraRoutes are served on the API listener (the playground page).
-	ExtraRoutes map[string]http.Handler
-	Log         *slog.Logger
+	// PlaygroundAddr serves playground/ on its own origin (default 127.0.0.1:8081; ":0" picks a port),
+	// which the API allows through CORS.
+	PlaygroundAddr string
+	Log            *slog.Logger
 }
 
 // Running is a started dev stack.
 type Running struct {
-	Stack     *localstack.Stack
-	APIURL    string
-	Pool      localstack.UserPool
-	StudentID string
-	Providers string // "stand-ins" or "real services"
-	Agents    *agents.ProcessLauncher
-	stop      []func()
+	Stack         *localstack.Stack
+	APIURL        string
+	PlaygroundURL string
+	Pool          localstack.UserPool
+	StudentID     string
+	Providers     string // "stand-ins" or "real services"
+	Agents        *agents.ProcessLauncher
+	stop          []func()
 }
 
 // Start brings everything up; Stop tears it down in reverse order.
@@ -97,6 +97,15 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 	}
 	r.APIURL = "http://" + ln.Addr().String()
 	r.stop = append(r.stop, func() { ln.Close() })
+	if o.PlaygroundAddr == "" {
+		o.PlaygroundAddr = "127.0.0.1:8081"
+	}
+	pln, err := net.Listen("tcp", o.PlaygroundAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (set DEV_PLAYGROUND_ADDR to use another address): %w", o.PlaygroundAddr, err)
+	}
+	r.PlaygroundURL = "http://" + pln.Addr().String()
+	r.stop = append(r.stop, func() { pln.Close() })
 
 	stack, err := localstack.Start(ctx, localstack.Options{LogDir: o.LogDir, WebhookURLs: []string{r.APIURL + "/livekit/webhook"}})
 	if err != nil {
@@ -153,7 +162,7 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"SESSIONS_TABLE": SessionsTable, "CATEGORIES_TABLE": CategoriesTable,
 		"COGNITO_ISSUER": r.Pool.Issuer, "COGNITO_CLIENT_IDS": r.Pool.ClientID,
 		"AGENT_LAUNCHER": config.LauncherProcess, "AGENT_COMMAND": strings.Join(command, " "),
-		"CORS_ALLOWED_ORIGINS":       strings.Join(o.ExtraOrigins, ","),
+		"CORS_ALLOWED_ORIGINS":       r.PlaygroundURL,
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 	}
 	getenv := func(k string) string { return env[k] }
@@ -189,13 +198,14 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /livekit/webhook", hook)
-	for pattern, h := range o.ExtraRoutes {
-		mux.Handle(pattern, h)
-	}
 	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	r.stop = append(r.stop, func() { _ = srv.Close() })
+
+	page := &http.Server{Handler: playgroundHandler(paths, r), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = page.Serve(pln) }()
+	r.stop = append(r.stop, func() { _ = page.Close() })
 
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	go runSweeper(sweepCtx, sw, o.SweepEvery, o.Log)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,8 +18,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	addr := os.Getenv("DEV_API_ADDR")
-	r, err := devstack.Start(ctx, devstack.Options{APIAddr: addr, Log: logging.New(os.Stderr, "info")})
+	r, err := devstack.Start(ctx, devstack.Options{
+		APIAddr: os.Getenv("DEV_API_ADDR"), PlaygroundAddr: os.Getenv("DEV_PLAYGROUND_ADDR"),
+		Log: logging.New(os.Stderr, "info"),
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "make dev:", err)
 		os.Exit(1)
@@ -30,6 +33,16 @@ func main() {
 		os.Exit(1)
 	}
 	printWelcome(r, tok.ID)
+	// Tests and scripts that start `make dev` read the addresses from here instead of the text above.
+	if path := os.Getenv("DEV_READY_FILE"); path != "" {
+		raw, _ := json.Marshal(map[string]string{
+			"api_url": r.APIURL, "playground_url": r.PlaygroundURL, "livekit_url": r.Stack.LiveKit.URL,
+			"dynamodb_endpoint": r.Stack.DynamoDB.Endpoint, "sessions_table": devstack.SessionsTable,
+		})
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "make dev: write DEV_READY_FILE:", err)
+		}
+	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping: agents, API, livekit-server, DynamoDB Local, cognito-local")
 }
@@ -37,6 +50,7 @@ func main() {
 func printWelcome(r *devstack.Running, idToken string) {
 	fmt.Printf(`
 Local stack is up.
+  Playground      %[14]s   (sign in, pick a counselor, talk)
   API + webhook   %[1]s   (POST /api/v1/video/create-room, GET /api/v1/counselor-categories, ...)
   LiveKit         %[2]s   (API key devkey, secret "secret")
   DynamoDB Local  %[3]s   (tables %[4]s, %[5]s)
@@ -62,5 +76,5 @@ List categories and create a room:
 Ctrl-C stops everything.
 `, r.APIURL, r.Stack.LiveKit.WSURL, r.Stack.DynamoDB.Endpoint, devstack.SessionsTable, devstack.CategoriesTable,
 		r.Stack.Cognito.Endpoint, r.Pool.PoolID, r.Pool.ClientID, r.Providers, r.Stack.LogDir,
-		devstack.StudentUsername, devstack.StudentPassword, idToken)
+		devstack.StudentUsername, devstack.StudentPassword, idToken, r.PlaygroundURL)
 }
