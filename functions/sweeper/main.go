@@ -4,11 +4,11 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"counselvideo/functions/internal/edge"
 	"counselvideo/shared/app"
 	"counselvideo/shared/config"
 	"counselvideo/shared/logging"
@@ -17,24 +17,10 @@ import (
 
 func main() {
 	ctx := context.Background()
-	cfg, err := config.Load(config.Sweeper, os.Getenv)
-	log := logging.New(os.Stdout, cfg.LogLevel)
-	if err != nil {
-		log.Error("cold start failed", "error", err.Error())
-		os.Exit(1)
-	}
-	awsCfg, err := app.AWSConfig(ctx)
-	if err == nil {
-		err = app.ResolveLiveKitSecret(ctx, &cfg, awsCfg)
-	}
-	var sw *sweeper.Sweeper
-	if err == nil {
-		sw, err = app.NewSweeper(cfg, awsCfg, app.Deps{Log: log})
-	}
-	if err != nil {
-		log.Error("cold start failed", "error", err.Error())
-		os.Exit(1)
-	}
+	cfg, awsCfg, log, err := app.Boot(ctx, config.Sweeper)
+	edge.ExitIf(log, err)
+	sw, err := app.NewSweeper(cfg, awsCfg, app.Deps{Log: log})
+	edge.ExitIf(log, err)
 	// The schedule's event carries nothing the sweeper needs.
 	lambda.Start(func(ctx context.Context) (sweeper.Report, error) {
 		if lc, ok := lambdacontext.FromContext(ctx); ok {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"counselvideo/shared/categories"
 	"counselvideo/shared/config"
 	"counselvideo/shared/httpapi"
+	"counselvideo/shared/logging"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/service"
 	"counselvideo/shared/sessions"
@@ -127,4 +129,19 @@ func NewAPIHandler(ctx context.Context, cfg config.Config, awsCfg aws.Config, de
 	}
 	api := &httpapi.API{Service: svc, Auth: verifier, Log: deps.Log, AllowedOrigins: cfg.CORSAllowedOrigins, RequestIDFrom: requestID}
 	return api.Handler(), nil
+}
+
+// Boot is every Lambda's cold start: read and validate fn's environment, set up JSON logs, load the
+// AWS configuration and resolve the LiveKit secret. The logger is usable even when err is not nil.
+func Boot(ctx context.Context, fn config.Function) (config.Config, aws.Config, *slog.Logger, error) {
+	cfg, err := config.Load(fn, os.Getenv)
+	log := logging.New(os.Stdout, cfg.LogLevel)
+	if err != nil {
+		return cfg, aws.Config{}, log, err
+	}
+	awsCfg, err := AWSConfig(ctx)
+	if err == nil {
+		err = ResolveLiveKitSecret(ctx, &cfg, awsCfg)
+	}
+	return cfg, awsCfg, log, err
 }
