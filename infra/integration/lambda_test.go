@@ -1,20 +1,14 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,76 +20,36 @@ import (
 	"counselvideo/infra/localstack"
 )
 
-// rieFunction is a Lambda bootstrap running under the AWS Lambda Runtime Interface Emulator.
-type rieFunction struct {
-	url string
-	out *bytes.Buffer
-}
-
-// startUnderRIE builds ./functions/<name> as Lambda does (lambda.norpc, static) for this machine and
-// runs the real bootstrap under aws-lambda-rie with env.
-func startUnderRIE(t *testing.T, name string, env map[string]string) *rieFunction {
+// startUnderRIE builds ./functions/<name> as Lambda does, for this machine, and runs the real
+// bootstrap under aws-lambda-rie with only its configuration (and what the SDK needs to find AWS).
+func startUnderRIE(t *testing.T, name string, env map[string]string) *localstack.Lambda {
 	t.Helper()
-	rie := env_stackPaths().RIE()
-	if _, err := os.Stat(rie); err != nil {
-		t.Fatalf("aws-lambda-rie missing at %s: run `make tools`", rie)
-	}
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", filepath.Join(dir, "bootstrap"), "./functions/"+name)
-	build.Dir = env_stackPaths().Root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
-	}
-	p1, _ := localstack.FreePort()
-	p2, _ := localstack.FreePort()
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(p1),
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(p2), filepath.Join(dir, "bootstrap"))
-	cmd.Dir = dir
-	// Only the function's contract reaches it, as in Lambda (plus what the SDK needs to find AWS).
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_ECS", "AWS_EC2_METADATA_DISABLED"} {
-		cmd.Env = append(cmd.Env, k+"="+os.Getenv(k))
-	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	bin, err := localstack.BuildBootstrap(env_stackPaths(), name, "", t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	f := &rieFunction{url: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", p1), out: out}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p1)); err == nil {
-			c.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator not listening: %s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
+	vars := []string{"PATH=" + os.Getenv("PATH")}
+	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_ECS", "AWS_EC2_METADATA_DISABLED"} {
+		vars = append(vars, k+"="+os.Getenv(k))
 	}
-	return f
+	for k, v := range env {
+		vars = append(vars, k+"="+v)
+	}
+	fn, err := localstack.StartLambda(env_stackPaths(), bin, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fn.Stop)
+	return fn
 }
 
 func env_stackPaths() localstack.Paths { return env.stack.Paths }
 
-func (f *rieFunction) invoke(t *testing.T, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+func invoke(t *testing.T, fn *localstack.Lambda, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	raw, _ := json.Marshal(ev)
-	resp, err := http.Post(f.url, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var out events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(body, &out); err != nil || out.StatusCode == 0 {
-		t.Fatalf("invocation result %s (%v); function output:\n%s", body, err, f.out)
+	if err := fn.Invoke(ev, &out); err != nil || out.StatusCode == 0 {
+		t.Fatalf("invocation: %v %+v; function output:\n%s", err, out, fn.Output())
 	}
 	return out
 }
@@ -116,11 +70,11 @@ func TestAPILambdaUnderRIE(t *testing.T) {
 	st := newStudent(t)
 	cat := enabledCategory(t)
 
-	res := fn.invoke(t, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-1",
+	res := invoke(t, fn, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-1",
 		map[string]string{"authorization": "Bearer " + st.tokens.ID, "content-type": "application/json"},
 		`{"counselor_category":"`+cat.ID+`"}`, false))
 	if res.StatusCode != http.StatusOK {
-		t.Fatalf("create-room under RIE: %d %s\n%s", res.StatusCode, res.Body, fn.out)
+		t.Fatalf("create-room under RIE: %d %s\n%s", res.StatusCode, res.Body, fn.Output())
 	}
 	var room createdRoom
 	if err := json.Unmarshal([]byte(res.Body), &room); err != nil || room.SessionID == "" || room.AccessToken == "" {
@@ -132,11 +86,11 @@ func TestAPILambdaUnderRIE(t *testing.T) {
 	if listRoom(t, room.RoomName) == nil {
 		t.Fatal("room not created")
 	}
-	if !strings.Contains(fn.out.String(), `"request_id":"apigw-req-1"`) {
-		t.Fatalf("logs lack the API Gateway request id:\n%s", fn.out)
+	if !strings.Contains(fn.Output(), `"request_id":"apigw-req-1"`) {
+		t.Fatalf("logs lack the API Gateway request id:\n%s", fn.Output())
 	}
 
-	res = fn.invoke(t, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-2",
+	res = invoke(t, fn, httpEvent("POST", "/api/v1/video/create-room", "apigw-req-2",
 		map[string]string{"content-type": "application/json"}, `{}`, false))
 	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Body, `"request_id":"apigw-req-2"`) {
 		t.Fatalf("unauthenticated under RIE: %d %s", res.StatusCode, res.Body)
@@ -162,11 +116,11 @@ func TestWebhookLambdaUnderRIE(t *testing.T) {
 		name, token string
 		want        int
 	}{{"signed", signed, http.StatusOK}, {"forged", forged, http.StatusUnauthorized}} {
-		res := fn.invoke(t, httpEvent("POST", "/livekit/webhook", "apigw-hook-"+c.name,
+		res := invoke(t, fn, httpEvent("POST", "/livekit/webhook", "apigw-hook-"+c.name,
 			map[string]string{"authorization": c.token, "content-type": "application/webhook+json"},
 			base64.StdEncoding.EncodeToString(body), true))
 		if res.StatusCode/100 != c.want/100 || (c.want == 401 && res.StatusCode != 401) {
-			t.Fatalf("%s webhook under RIE: %d %s\n%s", c.name, res.StatusCode, res.Body, fn.out)
+			t.Fatalf("%s webhook under RIE: %d %s\n%s", c.name, res.StatusCode, res.Body, fn.Output())
 		}
 	}
 	_ = context.Background

@@ -8,20 +8,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -73,12 +68,12 @@ func run(out string, colds, warm int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	hostBin := filepath.Join(dir, "host", "bootstrap")
-	if err := goBuild(stack.Paths.Root, hostBin, runtime.GOARCH); err != nil {
+	hostBin, err := localstack.BuildBootstrap(stack.Paths, "api", "", filepath.Join(dir, "host"))
+	if err != nil {
 		return err
 	}
-	armBin := filepath.Join(dir, "arm64", "bootstrap")
-	if err := goBuild(stack.Paths.Root, armBin, "arm64"); err != nil {
+	armBin, err := localstack.BuildBootstrap(stack.Paths, "api", "arm64", filepath.Join(dir, "arm64"))
+	if err != nil {
 		return err
 	}
 	zipped, raw, err := zipSize(armBin)
@@ -115,17 +110,17 @@ func run(out string, colds, warm int) error {
 
 	var inits, firsts []float64
 	for i := 0; i < colds; i++ {
-		fn, err := startRIE(hostBin, env)
+		fn, err := localstack.StartLambda(stack.Paths, hostBin, env)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		status, err := fn.invoke(tokens[i], cat)
+		status, err := createRoom(fn, tokens[i], cat)
 		first := time.Since(start)
-		initMS, ierr := fn.initDuration()
-		fn.stop()
+		initMS, ierr := initDuration(fn)
+		fn.Stop()
 		if err != nil || status != 200 {
-			return fmt.Errorf("cold invocation %d: status %d %v; output: %s", i, status, err, fn.out)
+			return fmt.Errorf("cold invocation %d: status %d %v; output: %s", i, status, err, fn.Output())
 		}
 		if ierr != nil {
 			return ierr
@@ -134,18 +129,18 @@ func run(out string, colds, warm int) error {
 		firsts = append(firsts, float64(first.Microseconds())/1000)
 	}
 
-	fn, err := startRIE(hostBin, env)
+	fn, err := localstack.StartLambda(stack.Paths, hostBin, env)
 	if err != nil {
 		return err
 	}
-	defer fn.stop()
-	if _, err := fn.invoke(tokens[colds], cat); err != nil { // warm-up
+	defer fn.Stop()
+	if _, err := createRoom(fn, tokens[colds], cat); err != nil { // warm-up
 		return err
 	}
 	var warms []float64
 	for i := colds + 1; i < len(tokens); i++ {
 		start := time.Now()
-		status, err := fn.invoke(tokens[i], cat)
+		status, err := createRoom(fn, tokens[i], cat)
 		if err != nil || status != 200 {
 			return fmt.Errorf("warm invocation: %d %v", status, err)
 		}
@@ -185,16 +180,6 @@ network hops); treat these as regression baselines, not production latencies.
 	return nil
 }
 
-func goBuild(root, out, arch string) error {
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, "./functions/api")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build %s: %v: %s", arch, err, b)
-	}
-	return nil
-}
-
 func zipSize(path string) (zipped, raw int64, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -215,61 +200,16 @@ func zipSize(path string) (zipped, raw int64, err error) {
 	return int64(buf.Len()), int64(len(data)), nil
 }
 
-type rie struct {
-	cmd *exec.Cmd
-	url string
-	out *bytes.Buffer
-}
-
-func startRIE(bin string, env []string) (*rie, error) {
-	paths, err := localstack.FindPaths()
-	if err != nil {
-		return nil, err
-	}
-	p1, _ := localstack.FreePort()
-	p2, _ := localstack.FreePort()
-	cmd := exec.Command(paths.RIE(), "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(p1),
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(p2), bin)
-	cmd.Env = env
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start aws-lambda-rie (run `make tools`): %w", err)
-	}
-	r := &rie{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", p1), out: out}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p1)); err == nil {
-			c.Body.Close()
-			return r, nil
-		}
-		if time.Now().After(deadline) {
-			r.stop()
-			return nil, fmt.Errorf("emulator not listening: %s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *rie) invoke(token, category string) (int, error) {
+func createRoom(fn *localstack.Lambda, token, category string) (int, error) {
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: "/api/v1/video/create-room",
-		Headers:        map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
-		Body:           `{"counselor_category":"` + category + `"}`,
+		Headers: map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
+		Body:    `{"counselor_category":"` + category + `"}`,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "bench", HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/api/v1/video/create-room"}},
 	}
-	raw, _ := json.Marshal(ev)
-	resp, err := http.Post(r.url, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var res events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("result %s: %w", body, err)
-	}
-	return res.StatusCode, nil
+	err := fn.Invoke(ev, &res)
+	return res.StatusCode, err
 }
 
 // initRe reads the API's own cold-start log line: this emulator version initializes asynchronously
@@ -277,18 +217,13 @@ func (r *rie) invoke(token, category string) (int, error) {
 // AWS config, JWKS setup) and logs it.
 var initRe = regexp.MustCompile(`"msg":"cold start complete","init_ms":([0-9.]+)`)
 
-func (r *rie) initDuration() (float64, error) {
+func initDuration(fn *localstack.Lambda) (float64, error) {
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := initRe.FindStringSubmatch(r.out.String()); m != nil {
+		if m := initRe.FindStringSubmatch(fn.Output()); m != nil {
 			return strconv.ParseFloat(m[1], 64)
 		}
 	}
-	return 0, fmt.Errorf("no cold start line in function output: %s", r.out)
-}
-
-func (r *rie) stop() {
-	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-	_ = r.cmd.Wait()
+	return 0, fmt.Errorf("no cold start line in function output: %s", fn.Output())
 }
 
 func pct(xs []float64, p int) float64 {
