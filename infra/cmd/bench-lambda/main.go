@@ -203,8 +203,8 @@ func zipSize(path string) (zipped, raw int64, err error) {
 func createRoom(fn *localstack.Lambda, token, category string) (int, error) {
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: "/api/v1/video/create-room",
-		Headers: map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
-		Body:    `{"counselor_category":"` + category + `"}`,
+		Headers:        map[string]string{"authorization": "Bearer " + token, "content-type": "application/json"},
+		Body:           `{"counselor_category":"` + category + `"}`,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "bench", HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/api/v1/video/create-room"}},
 	}
 	var res events.APIGatewayV2HTTPResponse
