@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO_LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 GO_LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help dev test test-go test-integration test-agent lint-template tools agent-deps seed bench build clean \
+.PHONY: help dev test tools agent-deps playground-deps bench build clean \
         build-ApiFunction build-WebhookFunction build-SweeperFunction
 
 help:
@@ -19,10 +19,13 @@ tools:
 agent-deps:
 	cd agentimage && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
-dev: tools agent-deps
+playground-deps:
+	cd playground && npm ci --no-audit --no-fund --loglevel=error
+
+dev: tools agent-deps playground-deps
 	go run ./infra/cmd/dev
 
-test: tools agent-deps
+test: tools agent-deps playground-deps
 	./infra/scripts/test.sh
 
 bench: tools

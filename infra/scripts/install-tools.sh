@@ -36,5 +36,17 @@ if [ ! -f "$root/infra/node/node_modules/.package-lock.json" ] || \
   (cd "$root/infra/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Debian's Chromium for the playground's end-to-end test (playwright-core drives it; browser downloads
+# don't work here). Output is shown only if the install fails.
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian's chromium (playground end-to-end test)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  apt_log=$(mktemp)
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2; rm -f "$apt_log"; log "installing chromium failed"; exit 1
+  fi
+  rm -f "$apt_log"
+fi
+
 command -v java >/dev/null || { log "java is required for DynamoDB Local"; exit 1; }
 log "ok: livekit-server=$lk_dir/livekit-server rie=$rie_dir/aws-lambda-rie"

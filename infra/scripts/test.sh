@@ -13,3 +13,6 @@ go test -count=1 -timeout 20m ./shared/... ./functions/... ./infra/...
 
 echo "== agent (agentimage: node --test against livekit-server, DynamoDB Local and the stand-ins)"
 (cd agentimage && npm test)
+
+echo "== playground (headless Chromium end to end on the dev stack)"
+./playground/run-tests.sh

@@ -19,7 +19,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := devstack.Start(ctx, devstack.Options{
-		APIAddr: os.Getenv("DEV_API_ADDR"), PlaygroundAddr: os.Getenv("DEV_PLAYGROUND_ADDR"),
+		APIAddr: os.Getenv("DEV_API_ADDR"), PlaygroundAddr: os.Getenv("DEV_PLAYGROUND_ADDR"), LogDir: os.Getenv("DEV_LOG_DIR"),
 		Log: logging.New(os.Stderr, "info"),
 	})
 	if err != nil {
