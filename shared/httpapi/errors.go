@@ -41,3 +41,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, message, field string) {
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, Field: field, RequestID: RequestID(r.Context())}})
 }
+
+// WriteError writes the one error shape for handlers outside this package (the LiveKit webhook).
+func WriteError(w http.ResponseWriter, status int, code, message, requestID string) {
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, RequestID: requestID}})
+}

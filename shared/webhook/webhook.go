@@ -17,6 +17,7 @@ import (
 	lkwebhook "github.com/livekit/protocol/webhook"
 
 	"counselvideo/shared/agents"
+	"counselvideo/shared/httpapi"
 	"counselvideo/shared/logging"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
@@ -115,7 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, "method not allowed", rid)
 		return
 	}
 	// API Gateway HTTP APIs base64-encode application/webhook+json bodies; the Lambda adapter
@@ -126,17 +127,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			log.Warn("webhook rejected", "reason", "body too large")
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge, "body too large", rid)
 			return
 		}
 		log.Warn("webhook rejected", "reason", err.Error())
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		httpapi.WriteError(w, http.StatusUnauthorized, httpapi.CodeUnauthorized, "missing or invalid LiveKit signature", rid)
 		return
 	}
 	res, err := h.Handle(ctx, ev)
 	if err != nil {
 		log.Error("webhook failed; LiveKit will retry", "event", ev.GetEvent(), "event_id", ev.GetId(), "error", err.Error())
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "internal error; LiveKit will retry", rid)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

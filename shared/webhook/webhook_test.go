@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -208,8 +209,19 @@ func TestSignatureChecks(t *testing.T) {
 	before := f.session(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if w := post(f.h, c.body, c.authz); w.Code != http.StatusUnauthorized {
+			w := post(f.h, c.body, c.authz)
+			if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", w.Code)
+			}
+			// The API's one error shape, with the request id of the header.
+			var body struct {
+				Error struct {
+					Code      string `json:"code"`
+					RequestID string `json:"request_id"`
+				}
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error.Code != "unauthorized" || body.Error.RequestID != w.Header().Get("X-Request-Id") {
+				t.Fatalf("error body %s (%v)", w.Body, err)
 			}
 			if got := f.session(t); !reflect.DeepEqual(got, before) {
 				t.Fatalf("a rejected request changed the session: %+v", got)
