@@ -127,6 +127,20 @@ func CheckMakefile(t *Template, makefile string) []string {
 
 var secretEnvName = regexp.MustCompile(`(?i)(SECRET|PASSWORD|PASSWD|PRIVATE_KEY|CREDENTIALS?)$`)
 
+// varsRead records every variable config.Load asks for when fn runs with the ECS launcher, so the
+// list comes from the code itself.
+func varsRead(fn config.Function) map[string]bool {
+	read := map[string]bool{}
+	_, _ = config.Load(fn, func(name string) string {
+		read[name] = true
+		if name == "AGENT_LAUNCHER" {
+			return config.LauncherECS
+		}
+		return "set"
+	})
+	return read
+}
+
 // CheckEnvironment checks that every variable config.RequiredVars lists for a function is set for
 // that function (Globals merged), with the ECS launcher, and that no secret value is in the environment.
 func CheckEnvironment(t *Template) []string {
@@ -141,6 +155,12 @@ func CheckEnvironment(t *Template) []string {
 			if !slices.ContainsFunc(alternatives, func(n string) bool { return isSet(env[n]) }) {
 				p.add("%s: environment variable %s is required by config.RequiredVars(%q) but not set",
 					r.ID, strings.Join(alternatives, " or "), fn)
+			}
+		}
+		read := varsRead(fn)
+		for name := range env {
+			if !read[name] {
+				p.add("%s: environment variable %s is set but config.Load(%q) never reads it (a typo or a stale setting)", r.ID, name, fn)
 			}
 		}
 		if v, ok := env["AGENT_LAUNCHER"].(string); isSet(env["AGENT_LAUNCHER"]) && (!ok || v != config.LauncherECS) {

@@ -181,6 +181,9 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 		{"process launcher deployed", func(t *testing.T, tpl *Template) {
 			globalEnv(tpl)["AGENT_LAUNCHER"] = "process"
 		}, CheckEnvironment, "AGENT_LAUNCHER must be"},
+		{"variable the code never reads", func(t *testing.T, tpl *Template) {
+			fnEnv(t, tpl, "ApiFunction")["STUDENT_TOKEN_TTL"] = "900"
+		}, CheckEnvironment, "STUDENT_TOKEN_TTL is set but config.Load"},
 		{"container name drifts from the task definition", func(t *testing.T, tpl *Template) {
 			fnEnv(t, tpl, "ApiFunction")["AGENT_CONTAINER_NAME"] = "avatar"
 		}, CheckEnvironment, "AGENT_CONTAINER_NAME"},

@@ -50,10 +50,9 @@ func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
 	if l.cfg.AssignPublicIP {
 		publicIP = types.AssignPublicIpEnabled
 	}
-	out, err := l.client.RunTask(ctx, &ecs.RunTaskInput{
+	in := &ecs.RunTaskInput{
 		Cluster:        aws.String(l.cfg.Cluster),
 		TaskDefinition: aws.String(l.cfg.TaskDefinition),
-		LaunchType:     types.LaunchTypeFargate,
 		Count:          aws.Int32(1),
 		// The session id makes RunTask idempotent: a retried launch returns the same task.
 		ClientToken: aws.String(s.SessionID),
@@ -72,7 +71,14 @@ func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
 			Name:        aws.String(l.cfg.ContainerName),
 			Environment: overrides,
 		}}},
-	})
+	}
+	// A capacity provider strategy and a launch type exclude each other in RunTask.
+	if l.cfg.CapacityProvider == "FARGATE_SPOT" {
+		in.CapacityProviderStrategy = []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}}
+	} else {
+		in.LaunchType = types.LaunchTypeFargate
+	}
+	out, err := l.client.RunTask(ctx, in)
 	if err != nil {
 		return "", fmt.Errorf("ecs run task: %w", err)
 	}

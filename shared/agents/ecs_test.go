@@ -136,6 +136,27 @@ func TestECSLaunchPublicIP(t *testing.T) {
 	}
 }
 
+func TestECSLaunchCapacityProvider(t *testing.T) {
+	f := &fakeECS{}
+	cfg := ecsCfg
+	cfg.CapacityProvider = "FARGATE_SPOT"
+	if _, err := NewECSLauncher(f, cfg).Launch(context.Background(), sess); err != nil {
+		t.Fatal(err)
+	}
+	in := f.runs[0]
+	if in.LaunchType != "" || len(in.CapacityProviderStrategy) != 1 || aws.ToString(in.CapacityProviderStrategy[0].CapacityProvider) != "FARGATE_SPOT" {
+		t.Fatalf("spot launch: launch type %q, strategy %+v", in.LaunchType, in.CapacityProviderStrategy)
+	}
+	f = &fakeECS{}
+	cfg.CapacityProvider = "FARGATE"
+	if _, err := NewECSLauncher(f, cfg).Launch(context.Background(), sess); err != nil {
+		t.Fatal(err)
+	}
+	if f.runs[0].LaunchType != types.LaunchTypeFargate || len(f.runs[0].CapacityProviderStrategy) != 0 {
+		t.Fatalf("regular launch: %q %+v", f.runs[0].LaunchType, f.runs[0].CapacityProviderStrategy)
+	}
+}
+
 func TestECSLaunchFailures(t *testing.T) {
 	for name, f := range map[string]*fakeECS{
 		"failures without an error": {runOut: &ecs.RunTaskOutput{Failures: []types.Failure{

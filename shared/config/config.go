@@ -78,6 +78,9 @@ type ECS struct {
 	Subnets        []string
 	SecurityGroups []string
 	AssignPublicIP bool
+	// CapacityProvider is FARGATE (regular, the default) or FARGATE_SPOT (cheaper; a reclaimed task
+	// ends its session).
+	CapacityProvider string
 }
 
 // Defaults for optional variables.
@@ -264,6 +267,13 @@ func (r *reader) ecs() ECS {
 		e.AssignPublicIP = true
 	default:
 		r.problem("AGENT_ASSIGN_PUBLIC_IP must be ENABLED or DISABLED")
+	}
+	switch e.CapacityProvider = strings.ToUpper(strings.TrimSpace(r.getenv("AGENT_CAPACITY_PROVIDER"))); e.CapacityProvider {
+	case "":
+		e.CapacityProvider = "FARGATE"
+	case "FARGATE", "FARGATE_SPOT":
+	default:
+		r.problem("AGENT_CAPACITY_PROVIDER must be FARGATE or FARGATE_SPOT")
 	}
 	return e
 }

@@ -305,6 +305,16 @@ func TestLoadOptionalValues(t *testing.T) {
 	}
 }
 
+func TestLoadCapacityProvider(t *testing.T) {
+	if c := mustLoad(t, API, apiEnv()); c.Agent.ECS.CapacityProvider != "FARGATE" {
+		t.Errorf("default capacity provider %q", c.Agent.ECS.CapacityProvider)
+	}
+	if c := mustLoad(t, API, with(apiEnv(), "AGENT_CAPACITY_PROVIDER", "fargate_spot")); c.Agent.ECS.CapacityProvider != "FARGATE_SPOT" {
+		t.Errorf("spot %q", c.Agent.ECS.CapacityProvider)
+	}
+	mustFail(t, API, with(apiEnv(), "AGENT_CAPACITY_PROVIDER", "EC2"), "AGENT_CAPACITY_PROVIDER")
+}
+
 func TestLoadUnknownFunction(t *testing.T) {
 	mustFail(t, Function("worker"), apiEnv(), `unknown function "worker"`)
 }
