@@ -1,6 +1,9 @@
 package templatecheck
 
-import "counselvideo/shared/config"
+import (
+	"counselvideo/shared/config"
+	"counselvideo/shared/httpapi"
+)
 
 // The deployment's side of the contracts. What the Go code defines (required variables, tables) is
 // read from the code itself (config.RequiredVars, dynamotables); what only docs/architecture.md and
@@ -20,15 +23,15 @@ type Route struct {
 	Authorized             bool // Cognito JWT authorizer on the route
 }
 
-// Routes are the HTTP API's routes (docs/architecture.md, issue 5).
-var Routes = []Route{
-	{"ApiFunction", "POST", "/api/v1/video/create-room", true},
-	{"ApiFunction", "POST", "/api/video/create-room", true},
-	{"ApiFunction", "GET", "/api/v1/video/sessions/{session_id}", true},
-	{"ApiFunction", "POST", "/api/v1/video/sessions/{session_id}/end", true},
-	{"ApiFunction", "GET", "/api/v1/counselor-categories", true},
-	{"WebhookFunction", "POST", "/livekit/webhook", false},
-}
+// Routes are the HTTP API's routes: the student API's own route table (all behind the Cognito
+// authorizer) and the LiveKit webhook (no authorizer).
+var Routes = func() []Route {
+	var out []Route
+	for _, r := range httpapi.Routes() {
+		out = append(out, Route{"ApiFunction", r.Method, r.Path, true})
+	}
+	return append(out, Route{"WebhookFunction", "POST", "/livekit/webhook", false})
+}()
 
 // SweeperSchedule is the sweeper's schedule expression.
 const SweeperSchedule = "rate(1 minute)"

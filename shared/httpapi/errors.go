@@ -19,6 +19,12 @@ const (
 	CodeInternal         = "internal_error"
 )
 
+// ErrorCodes lists every code above (the OpenAPI document's test compares its enum with this).
+var ErrorCodes = []string{
+	CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge,
+	CodeUnsupportedMedia, CodeValidation, CodeCategoryNotFound, CodeSessionNotFound, CodeInternal,
+}
+
 // ErrorBody is the one JSON error shape: {"error": {...}}.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
