@@ -122,7 +122,11 @@ async function joinStudent(roomName: string): Promise<Student> {
     }
   });
   room.registerTextStreamHandler('lk.transcription', async (reader) => {
-    s.transcripts.push(await reader.readAll());
+    try {
+      s.transcripts.push(await reader.readAll());
+    } catch {
+      // The room closed while a transcript was streaming (the session is ending): nothing to keep.
+    }
   });
   await room.connect(lk.url, await studentToken(lk, roomName, identity), { autoSubscribe: true, dynacast: false });
   return s;
