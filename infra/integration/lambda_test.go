@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,11 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"counselvideo/infra/localstack"
+	"counselvideo/shared/webhook/webhooktest"
 )
 
 // startUnderRIE builds ./functions/<name> as Lambda does, for this machine, and runs the real
@@ -107,10 +106,8 @@ func TestWebhookLambdaUnderRIE(t *testing.T) {
 	ev := &livekit.WebhookEvent{Event: "room_started", Id: fmt.Sprintf("EV_rie_%d", time.Now().UnixNano()),
 		Room: &livekit.Room{Name: "not-ours-room", Sid: "RM_x"}, CreatedAt: time.Now().Unix()}
 	body, _ := protojson.Marshal(ev)
-	sum := sha256.Sum256(body)
-	at := auth.NewAccessToken(env.stack.LiveKit.APIKey, env.stack.LiveKit.APISecret).SetValidFor(time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:]))
-	signed, _ := at.ToJWT()
-	forged, _ := auth.NewAccessToken(env.stack.LiveKit.APIKey, "wrong-secret-wrong-secret-wrong-secret").SetValidFor(time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+	signed, _ := webhooktest.Sign(env.stack.LiveKit.APIKey, env.stack.LiveKit.APISecret, body)
+	forged, _ := webhooktest.Sign(env.stack.LiveKit.APIKey, "wrong-secret-wrong-secret-wrong-secret", body)
 
 	for _, c := range []struct {
 		name, token string

@@ -33,6 +33,7 @@ import (
 	"counselvideo/shared/sessions"
 	"counselvideo/shared/sweeper"
 	"counselvideo/shared/webhook"
+	"counselvideo/shared/webhook/webhooktest"
 )
 
 // lifecycleEnv is the webhook/sweeper configuration as a deployment sets it, pointing at the local stack.
@@ -332,9 +333,7 @@ func resetSession(t *testing.T, item map[string]types.AttributeValue, evs []*liv
 
 func signBody(t *testing.T, secret string, body []byte) string {
 	t.Helper()
-	sum := sha256.Sum256(body)
-	tok, err := auth.NewAccessToken(env.stack.LiveKit.APIKey, secret).SetValidFor(5 * time.Minute).
-		SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+	tok, err := webhooktest.Sign(env.stack.LiveKit.APIKey, secret, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,16 +349,7 @@ func sendSigned(t *testing.T, h http.Handler, e *livekit.WebhookEvent) *httptest
 	return postWebhook(h, body, signBody(t, env.stack.LiveKit.APISecret, body))
 }
 
-func postWebhook(h http.Handler, body []byte, authz string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/livekit/webhook", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/webhook+json")
-	if authz != "" {
-		r.Header.Set("Authorization", authz)
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
+var postWebhook = webhooktest.Post
 
 // storedSession creates a `starting` session directly in DynamoDB (no room needed).
 func storedSession(t *testing.T) sessions.Session {

@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"counselvideo/shared/agents"
 	"counselvideo/shared/sessions"
+	"counselvideo/shared/webhook/webhooktest"
 )
 
 const (
@@ -149,24 +149,15 @@ func body(t testing.TB, e *livekit.WebhookEvent) []byte {
 }
 
 func sign(t testing.TB, key, secret string, b []byte) string {
-	sum := sha256.Sum256(b)
-	tok, err := auth.NewAccessToken(key, secret).SetValidFor(5 * time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+	t.Helper()
+	tok, err := webhooktest.Sign(key, secret, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
 }
 
-func post(h http.Handler, b []byte, authz string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/livekit/webhook", bytes.NewReader(b))
-	r.Header.Set("Content-Type", "application/webhook+json")
-	if authz != "" {
-		r.Header.Set("Authorization", authz)
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
+var post = webhooktest.Post
 
 func (f *fixture) send(t testing.TB, e *livekit.WebhookEvent) *httptest.ResponseRecorder {
 	t.Helper()
