@@ -20,6 +20,7 @@ import {
   VideoSource,
   type ByteStreamReader,
 } from '@livekit/rtc-node';
+import { Watch } from './watch.js';
 
 export const AUDIO_STREAM_TOPIC = 'lk.audio_stream';
 export const RPC_PLAYBACK_FINISHED = 'lk.playback_finished';
@@ -185,7 +186,7 @@ export class BeyStandin {
   readonly requests: BeySessionRequest[] = [];
   readonly avatars: StandinAvatar[] = [];
   private server: Server;
-  private listeners: (() => void)[] = [];
+  private watch = new Watch();
 
   constructor(private opts: BeyStandinOptions = {}) {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -208,22 +209,12 @@ export class BeyStandin {
     return `http://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
+  /** Resolves when `pred` holds; re-checked on every event. */
   waitFor(pred: () => boolean): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const check = () => {
-        if (pred()) {
-          this.listeners = this.listeners.filter((l) => l !== check);
-          resolve();
-        }
-      };
-      this.listeners.push(check);
-    });
+    return this.watch.waitFor(pred);
   }
 
-  private changed = (): void => {
-    for (const l of [...this.listeners]) l();
-  };
+  private changed = (): void => this.watch.changed();
 
   async close(): Promise<void> {
     await Promise.all(this.avatars.map((a) => a.close()));

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { Watch } from './watch.js';
 
 export const SAMPLE_RATE = 24000;
 
@@ -64,7 +65,7 @@ export class RealtimeStandin {
   private server: Server;
   private wss: WebSocketServer;
   private opts: Required<Omit<RealtimeStandinOptions, 'expectedApiKey' | 'log'>> & RealtimeStandinOptions;
-  private listeners: (() => void)[] = [];
+  private watch = new Watch();
   private states = new Map<RealtimeConnection, { startResponse: (instructions: string | undefined, metadata: unknown) => void }>();
 
   constructor(opts: RealtimeStandinOptions = {}) {
@@ -114,20 +115,11 @@ export class RealtimeStandin {
 
   /** Resolves when `pred` holds; re-checked on every event. */
   waitFor(pred: () => boolean): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const check = () => {
-        if (pred()) {
-          this.listeners = this.listeners.filter((l) => l !== check);
-          resolve();
-        }
-      };
-      this.listeners.push(check);
-    });
+    return this.watch.waitFor(pred);
   }
 
   private changed(): void {
-    for (const l of [...this.listeners]) l();
+    this.watch.changed();
   }
 
   /**
