@@ -77,7 +77,7 @@ export interface Livekit {
 }
 
 export function livekitBinary(): string {
-  return process.env.LIVEKIT_SERVER_BIN || join(homedir(), '.cache/counselvideo/livekit-server-v1.13.5/livekit-server');
+  return process.env.LIVEKIT_SERVER_BIN || join(process.env.COUNSELVIDEO_CACHE || join(homedir(), '.cache/counselvideo'), 'livekit-server-v1.13.5/livekit-server');
 }
 
 export async function startLivekit(): Promise<Livekit> {
