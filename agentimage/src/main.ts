@@ -3,7 +3,9 @@
 import { CategoryError, loadCategory } from './categories.js';
 import { ConfigError, loadConfig, secretValues } from './config.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger } from './logger.js';
-import { runSession } from './agent.js';
+import { logProcessEvents } from './processevents.js';
+import { directConnect, runSession, withTimeout } from './agent.js';
+import { Room, dispose } from '@livekit/rtc-node';
 
 async function main(): Promise<number> {
   const env = process.env;
@@ -13,9 +15,9 @@ async function main(): Promise<number> {
     secrets: secretValues(env),
   });
   installFrameworkLogger(logger);
-  // Process warnings (e.g. the AWS SDK's Node version notice) as JSON lines, not stderr text.
-  process.removeAllListeners('warning');
-  process.on('warning', (w) => logger.warn({ warning: w.name, detail: w.message.split('\n')[0] }, 'process warning'));
+  // An uncaught exception ends a running session cleanly (room deleted, exit 1).
+  let fatalHandler: ((err: unknown) => void) | undefined;
+  logProcessEvents(logger, (err) => (fatalHandler ? fatalHandler(err) : process.exit(1)));
   adoptRtcLogger(logger, logger.level);
 
   let cfg;
@@ -38,17 +40,6 @@ async function main(): Promise<number> {
       else pendingSignal ??= sig;
     });
   }
-  let fatalHandler: ((err: unknown) => void) | undefined;
-  process.on('uncaughtException', (err) => {
-    logger.error({ event: 'uncaught_exception', error: String(err) }, 'uncaught exception; ending the session');
-    if (fatalHandler) fatalHandler(err);
-    else process.exit(1);
-  });
-  // A stray rejection inside the framework must not kill a live session.
-  process.on('unhandledRejection', (reason) => {
-    if (reason === undefined) logger.debug('unhandled promise rejection (no reason)');
-    else logger.warn({ error: String(reason) }, 'unhandled promise rejection');
-  });
 
   logger.info(
     {
@@ -80,10 +71,15 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  return runSession({
+  const target = { sessionId: cfg.sessionId, roomName: cfg.roomName };
+  const room = new Room();
+  const result = await runSession({
     cfg,
+    target,
     category,
     logger,
+    room,
+    connect: directConnect(cfg, target, room),
     onStopRequest: (fn) => {
       stopHandler = fn;
       if (pendingSignal) fn(pendingSignal);
@@ -92,6 +88,13 @@ async function main(): Promise<number> {
       fatalHandler = fn;
     },
   });
+  try {
+    await withTimeout(dispose(), 5_000, 'rtc dispose');
+  } catch {
+    /* exiting anyway */
+  }
+  logger.info({ event: 'agent_exit', reason: result.reason, exit_code: result.exitCode }, 'agent exiting');
+  return result.exitCode;
 }
 
 main().then(

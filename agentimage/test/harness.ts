@@ -2,7 +2,7 @@
 // keys) and DynamoDB Local (official jar), plus a wrapper around the agent process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const AGENT_DIR = resolve(here, '..', '..');
 /** AGENT_ENTRY overrides it, e.g. to run the suite against an image-like install (see README). */
 export const AGENT_ENTRY = process.env.AGENT_ENTRY || join(AGENT_DIR, 'dist', 'main.js');
+/** The worker entry beside it (warm pool). */
+export const WORKER_ENTRY = join(dirname(AGENT_ENTRY), 'worker.js');
 export const REPO_ROOT = resolve(AGENT_DIR, '..');
 
 export function sleep(ms: number): Promise<void> {
@@ -245,9 +247,15 @@ export class AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: number | null | undefined;
 
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [AGENT_ENTRY], {
-      cwd: dirname(dirname(AGENT_ENTRY)),
+  /**
+   * `entry` defaults to the direct entry; `detached` puts the process (and its children: a
+   * worker's job processes) in a process group of its own, so killGroup() can kill them all.
+   */
+  constructor(env: Record<string, string>, opts: { entry?: string; detached?: boolean } = {}) {
+    const entry = opts.entry ?? AGENT_ENTRY;
+    this.child = spawn(process.execPath, [entry], {
+      cwd: dirname(dirname(entry)),
+      detached: opts.detached ?? false,
       // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
       env: {
         PATH: process.env.PATH ?? '',
@@ -317,6 +325,13 @@ export class AgentProcess {
   async kill(): Promise<void> {
     await stopChild(this.child);
   }
+
+  /** SIGKILL to the whole process group (needs `detached`): a worker dying with its job. */
+  async killGroup(): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    process.kill(-this.pid, 'SIGKILL');
+    await this.exited;
+  }
 }
 
 export async function studentToken(lk: Livekit, room: string, identity: string): Promise<string> {
@@ -348,4 +363,42 @@ export async function publishMic(room: import('@livekit/rtc-node').Room): Promis
   return () => {
     stopped = true;
   };
+}
+
+// ---------------------------------------------------------------- process tree (Linux /proc)
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** Command line, arguments joined by spaces. */
+  cmdline: string;
+  rssKb: number;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+    return { pid, ppid, cmdline, rssKb: m ? Number(m[1]) : 0 };
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
+
+/** `root` and all its descendants. */
+export function processTree(root: number): ProcInfo[] {
+  const all = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => readProc(Number(d)))
+    .filter((p): p is ProcInfo => p !== undefined);
+  const out: ProcInfo[] = [];
+  const walk = (pid: number) => {
+    const p = all.find((x) => x.pid === pid);
+    if (!p) return;
+    out.push(p);
+    for (const c of all.filter((x) => x.ppid === pid)) walk(c.pid);
+  };
+  walk(root);
+  return out;
 }
