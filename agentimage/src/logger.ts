@@ -25,7 +25,7 @@ export function scrubber(secrets: string[]): (line: string) => string {
 
 function validLevel(level: string | undefined): string {
   const l = (level ?? '').trim().toLowerCase();
-  return ['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(l) ? l : 'info';
+  return ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(l) ? l : 'info';
 }
 
 /**
