@@ -402,3 +402,35 @@ export function processTree(root: number): ProcInfo[] {
   walk(root);
   return out;
 }
+
+// ---------------------------------------------------------------- agent environment
+/**
+ * The variables both entry points share (everything but SESSION_ID/ROOM_NAME/CATEGORY_ID and the
+ * worker's own), pointed at the local components and stand-ins.
+ */
+export function runtimeEnv(c: {
+  lk: Livekit;
+  ddb: Dynamo;
+  table: string;
+  beyUrl: string;
+  openaiBaseUrl: string;
+  beyKey: string;
+  openaiKey: string;
+  avatarId: string;
+}): Record<string, string> {
+  return {
+    LIVEKIT_URL: c.lk.url,
+    LIVEKIT_API_KEY: c.lk.apiKey,
+    LIVEKIT_API_SECRET: c.lk.apiSecret,
+    CATEGORIES_TABLE: c.table,
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL_DYNAMODB: c.ddb.endpoint,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    BEY_AVATAR_ID: c.avatarId,
+    BEY_API_KEY: c.beyKey,
+    BEY_API_URL: c.beyUrl,
+    OPENAI_API_KEY: c.openaiKey,
+    OPENAI_BASE_URL: c.openaiBaseUrl,
+  };
+}
