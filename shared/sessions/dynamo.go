@@ -190,16 +190,8 @@ func (d *DynamoStore) ListByUser(ctx context.Context, userID string, limit int32
 }
 
 func (d *DynamoStore) ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]Session, error) {
-	return d.query(ctx, &dynamodb.QueryInput{
-		TableName:                &d.table,
-		IndexName:                aws.String(dynamotables.OpenSessionsIndex),
-		KeyConditionExpression:   aws.String("#b = :open AND created_at < :before"),
-		ExpressionAttributeNames: map[string]string{"#b": dynamotables.SweepBucketAttr},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":open": str(dynamotables.SweepBucketOpen), ":before": ts(createdBefore),
-		},
-		Limit: aws.Int32(limit),
-	})
+	list, _, err := d.ListOpenPage(ctx, createdBefore, SweepCursor{}, limit)
+	return list, err
 }
 
 // update runs a conditional update on a session item and maps a lost condition to ErrConflict.
