@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Go benchmarks of ./shared/... (BenchmarkCreateRoom, BenchmarkAuthenticate, BenchmarkWebhook and
-# any added later) and writes the raw output plus a markdown summary to bench/results/go-bench.md.
+# any added later) and writes the raw output plus a markdown summary to bench/results/go-bench.md; then
+# the Lambda measurements (bench/results/lambda.md) and the sweeper at scale (bench/results/sweeper.md).
 # Runnable from any directory. Knobs (environment):
 #   BENCH_COUNT   runs per benchmark (go test -count), default 1
 #   BENCH_TIME    go test -benchtime, default 1s
@@ -78,4 +79,11 @@ summary_table() {
 # ---------------------------------------------------------------------------------------------------
 (cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md >/dev/null)
 echo "wrote $root/bench/results/lambda.md" >&2
+
+# ---------------------------------------------------------------------------------------------------
+# Sweeper at scale: 1,000 open sessions on DynamoDB Local against livekit-server behind a proxy that
+# delays every request by 100 ms, one run per concurrency setting under the Lambda's 50 s deadline.
+# ---------------------------------------------------------------------------------------------------
+(cd "$root" && go run ./infra/cmd/bench-sweeper -out bench/results/sweeper.md)
+echo "wrote $root/bench/results/sweeper.md" >&2
 echo "wrote $out" >&2
