@@ -59,6 +59,16 @@ func (a *answered) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
+// answerWebhooks routes livekit-server's webhooks to the webhook handler, as wired for the Lambda,
+// for the rest of the test; drop (optional) picks events to lose.
+func answerWebhooks(t *testing.T, drop func(*livekit.WebhookEvent) bool) *answered {
+	t.Helper()
+	h, _ := newWebhookHandler(t)
+	a := &answered{next: h, drop: drop}
+	installWebhooks(t, a)
+	return a
+}
+
 // wait returns the first handled event that matches.
 func (a *answered) wait(t *testing.T, what string, match func(*livekit.WebhookEvent) bool) answer {
 	t.Helper()
@@ -104,9 +114,7 @@ func studentIn(t *testing.T, room, identity string) (sid string, ok bool) {
 // new connection in it.
 func TestReconnectSecondTabKeepsSession(t *testing.T) {
 	api := startAPI(t, nil)
-	h, _ := newWebhookHandler(t)
-	hooks := &answered{next: h}
-	installWebhooks(t, hooks)
+	hooks := answerWebhooks(t, nil)
 	st, room, firstTab := startLiveSession(t, api)
 	joinRoom(t, agentToken(t, room.SessionID))
 	waitStatus(t, room.SessionID, sessions.StatusActive)
@@ -139,9 +147,7 @@ func TestReconnectSecondTabKeepsSession(t *testing.T) {
 // student's departure timeout has passed too: its room surviving shows the return kept it.
 func TestReconnectWithinDepartureTimeout(t *testing.T) {
 	api := startAPI(t, nil)
-	h, _ := newWebhookHandler(t)
-	hooks := &answered{next: h}
-	installWebhooks(t, hooks)
+	hooks := answerWebhooks(t, nil)
 	back, backRoom, backConn := startLiveSession(t, api)
 	_, gone, goneConn := startLiveSession(t, api)
 	for _, r := range []createdRoom{backRoom, gone} {
@@ -186,12 +192,10 @@ func TestReconnectWithinDepartureTimeout(t *testing.T) {
 // to come (here: lost, so the sweeper closes the session).
 func TestGhostRoomDeleted(t *testing.T) {
 	api := startAPI(t, nil)
-	h, _ := newWebhookHandler(t)
 	var lostFinish string // room sid whose room_finished is lost
-	hooks := &answered{next: h, drop: func(e *livekit.WebhookEvent) bool {
+	hooks := answerWebhooks(t, func(e *livekit.WebhookEvent) bool {
 		return e.Event == webhook.EventRoomFinished && e.GetRoom().GetSid() == lostFinish
-	}}
-	installWebhooks(t, hooks)
+	})
 
 	rejoinGhost := func(t *testing.T, room createdRoom, s sessions.Session) {
 		t.Helper()
