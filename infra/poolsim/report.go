@@ -1,0 +1,241 @@
+package poolsim
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"counselvideo/infra/poolscaling"
+)
+
+// Describe is a policy's short name in the report; Timing gives the rest.
+func Describe(p poolscaling.Policy) string {
+	switch {
+	case p.Off():
+		return "pool off (max 0)"
+	case p.Kind == poolscaling.TargetTracking:
+		return fmt.Sprintf("target tracking, headroom %d (min %d, max %d)", p.Headroom, p.Min, p.Max)
+	default:
+		return fmt.Sprintf("step scaling, headroom %d (min %d, max %d)", p.Headroom, p.Min, p.Max)
+	}
+}
+
+// Timing is a policy's alarms and cooldowns.
+func Timing(p poolscaling.Policy) string {
+	if p.Kind == poolscaling.TargetTracking {
+		return fmt.Sprintf("target tracking on 100 × (busy + headroom) / running, target 100: AWS's alarms "+
+			"(%d × 1-min datapoints to scale out, %d below 90%% to scale in); cooldowns out %s, in %s",
+			poolscaling.TargetTrackingScaleOutDatapoints, poolscaling.TargetTrackingScaleInDatapoints,
+			short(p.ScaleOutCooldown), short(p.ScaleInCooldown))
+	}
+	return fmt.Sprintf("step scaling on %s datapoints: scale out when idle < headroom for %d datapoints "+
+		"(cooldown %s), scale in when idle > headroom + %d for %d datapoints (cooldown %s)",
+		short(p.Period), p.ScaleOutDatapoints, short(p.ScaleOutCooldown), p.ScaleInSlack,
+		p.ScaleInDatapoints, short(p.ScaleInCooldown))
+}
+
+func short(d time.Duration) string {
+	if d%time.Minute == 0 && d >= time.Minute {
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// Row is one line of the report.
+type Row struct {
+	Scale    int
+	Scenario string
+	Policy   poolscaling.Policy
+	Result   Result
+}
+
+// TableHeader is the report table's header.
+const TableHeader = "| peak sessions | scenario | policy | sessions | warm | time to agent p50 / p95 / p99 | idle worker-h | idle cost | starting worker-h | max cold waiting | max desired |\n" +
+	"|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n"
+
+// Markdown is the row as a markdown table line.
+func (r Row) Markdown() string {
+	res := r.Result
+	return fmt.Sprintf("| %d | %s | %s | %d | %.1f%% | %s / %s / %s | %.1f | $%.2f | %.1f | %d | %d |\n",
+		r.Scale, r.Scenario, Describe(r.Policy), res.Sessions, 100*res.WarmShare(),
+		secs(res.Percentile(0.50)), secs(res.Percentile(0.95)), secs(res.Percentile(0.99)),
+		res.IdleHours, res.IdleCost(), res.StartingHours, res.MaxColdWaiting, res.MaxDesired)
+}
+
+func secs(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.0f s", d.Seconds())
+}
+
+// WriteAssumptions writes the environment and the simplifications, for the report's reader.
+func WriteAssumptions(w io.Writer, env Environment, seeds []uint64) {
+	fmt.Fprintf(w, "Assumptions (seeds %v):\n", seeds)
+	fmt.Fprintf(w, "- session length: %s\n", env.SessionLength)
+	fmt.Fprintf(w, "- Fargate task start (to worker registered): %s\n", env.TaskStart)
+	fmt.Fprintf(w, "- warm dispatch %s; cold = %s dispatch wait + a task start (pool off: the task start only)\n",
+		env.WarmDispatch, env.ColdFallbackWait)
+	fmt.Fprintf(w, "- metric: %s/%s every %s per worker; datapoints visible %s after their period; policy acts %s after an alarm invokes it\n",
+		poolscaling.Namespace, poolscaling.MetricName, poolscaling.EmitInterval, env.MetricDelay, env.ActuationDelay)
+	fmt.Fprintf(w, "- price: %.1f vCPU / %.0f GB task = $%.5f per hour; %s\n",
+		env.Price.VCPU, env.Price.MemoryGB, env.Price.PerTaskHour(), env.Price.Source)
+	fmt.Fprintln(w, "\nScenarios:")
+	for _, s := range Scenarios {
+		fmt.Fprintf(w, "- %s: %s\n", s.Name, s.Description)
+	}
+	fmt.Fprintln(w, "\nWhere the simulation simplifies:")
+	for _, s := range Simplifications {
+		fmt.Fprintf(w, "- %s\n", s)
+	}
+}
+
+// Seeds formats seeds for a flag.
+func Seeds(seeds []uint64) string {
+	parts := make([]string, len(seeds))
+	for i, s := range seeds {
+		parts[i] = fmt.Sprint(s)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ReportOptions say what WriteReport simulates.
+type ReportOptions struct {
+	Command string // how the report was made, printed at its top
+	Seeds   []uint64
+	Scales  []int // peak concurrent sessions
+	Env     Environment
+	// Search also finds, per scale, the smallest headroom meeting the targets.
+	Search bool
+}
+
+// comparisonHeadrooms are the headrooms the comparison table shows at a scale around the
+// recommended one.
+func comparisonHeadrooms(recommended int) []int {
+	var out []int
+	for _, f := range []float64{0.5, 0.75, 1, 1.5, 2, 3} {
+		h := max(1, int(float64(recommended)*f+0.5))
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// sizingFor is the recommended sizing at a scale, or one made by the same rules (headroom a
+// hundredth of the scale, at least 3) for a scale without a recommendation.
+func sizingFor(peakSessions int) poolscaling.Sizing {
+	for _, s := range poolscaling.Recommended {
+		if s.PeakSessions == peakSessions {
+			return s
+		}
+	}
+	h := max(3, peakSessions/25)
+	return poolscaling.Sizing{PeakSessions: peakSessions, Min: h, Max: poolscaling.MaxFor(peakSessions, h), Headroom: h}
+}
+
+// WriteReport simulates the recommended settings and the alternatives and writes the capacity
+// model's tables as markdown. The same options always write the same report.
+func WriteReport(w io.Writer, o ReportOptions) error {
+	fmt.Fprintf(w, "# Warm pool capacity model\n\n`%s`\n\n", o.Command)
+	price := o.Env.Price.PerTaskHour()
+	fmt.Fprintf(w, "One idle worker (%.1f vCPU, %.0f GB, Fargate Linux/ARM on demand, us-east-1) costs $%.5f per hour, $%.2f per 730-hour month.\n\n",
+		o.Env.Price.VCPU, o.Env.Price.MemoryGB, price, price*730)
+
+	fmt.Fprintf(w, "## Recommended settings\n\nPolicy: %s.\n\n", Timing(poolscaling.Chosen(1, 1, 1)))
+	fmt.Fprintln(w, "| peak sessions | min | max | headroom | steady warm | lunch warm | spike warm | spike p95 / p99 | spike max cold waiting | idle workers at steady peak (mean) | their cost per hour | targets met |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
+	type monthly struct {
+		sizing  poolscaling.Sizing
+		day     Result
+		offDay  Result
+		checked Check
+	}
+	var months []monthly
+	for _, scale := range o.Scales {
+		s := sizingFor(scale)
+		c, err := CheckTargets(s.Policy(), scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
+		lunch, err := Pooled(s.Policy(), Lunch, scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
+		met := "yes"
+		if !c.Meets() {
+			met = "**no**"
+		}
+		fmt.Fprintf(w, "| %d | %d | %d | %d | %.2f%% | %.2f%% | %.2f%% | %s / %s | %d | %.1f | $%.2f | %s |\n",
+			scale, s.Min, s.Max, s.Headroom, 100*c.Steady.WarmShare(), 100*lunch.WarmShare(), 100*c.Spike.WarmShare(),
+			secs(c.Spike.Percentile(0.95)), secs(c.Spike.Percentile(0.99)), c.Spike.MaxColdWaiting,
+			c.Steady.MeanIdle(), c.Steady.MeanIdle()*price, met)
+		day, err := Pooled(s.Policy(), Day, scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
+		offDay, err := Pooled(poolscaling.Chosen(0, 0, 0), Day, scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
+		months = append(months, monthly{s, day, offDay, c})
+	}
+
+	fmt.Fprintf(w, "\n## Monthly cost of the recommended settings (the day scenario × %d days)\n\n", DaysPerMonth)
+	fmt.Fprintln(w, "| peak sessions | sessions per month | warm | idle worker-h | idle cost | starting worker-h | pool overhead (idle + starting) | all agent compute with the pool | all agent compute, pool off |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, m := range months {
+		d, off := m.day, m.offDay
+		fmt.Fprintf(w, "| %d | %d | %.2f%% | %.0f | $%.0f | %.0f | $%.0f | $%.0f | $%.0f |\n",
+			m.sizing.PeakSessions, d.Sessions*DaysPerMonth/len(o.Seeds), 100*d.WarmShare(), d.IdleHours*DaysPerMonth,
+			d.IdleCost()*DaysPerMonth, d.StartingHours*DaysPerMonth, d.OverheadCost()*DaysPerMonth,
+			d.TotalCost()*DaysPerMonth, off.TotalCost()*DaysPerMonth)
+	}
+
+	fmt.Fprintln(w, "\n## Every setting, per scenario")
+	fmt.Fprintf(w, "\nStep scaling: %s.\nTarget tracking: %s.\n", Timing(poolscaling.Chosen(1, 1, 1)), Timing(poolscaling.ChosenTargetTracking(1, 1, 1)))
+	fmt.Fprintln(w, "Idle and starting worker-hours and the idle cost are per run, over the scenario's measured window; sessions, warm share and times to agent pool all runs.")
+	for _, scale := range o.Scales {
+		rec := sizingFor(scale)
+		policies := []poolscaling.Policy{poolscaling.Chosen(0, 0, 0)}
+		for _, kind := range []poolscaling.Kind{poolscaling.TargetTracking, poolscaling.StepScaling} {
+			for _, h := range comparisonHeadrooms(rec.Headroom) {
+				max := poolscaling.MaxFor(scale, h)
+				if kind == poolscaling.TargetTracking {
+					policies = append(policies, poolscaling.ChosenTargetTracking(h, max, h))
+				} else {
+					policies = append(policies, poolscaling.Chosen(h, max, h))
+				}
+			}
+		}
+		fmt.Fprintf(w, "\n### %d peak concurrent sessions\n\n%s", scale, TableHeader)
+		for _, sc := range []Scenario{Steady, Lunch, ExamSpike} {
+			for _, p := range policies {
+				r, err := Pooled(p, sc, scale, o.Env, o.Seeds)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(w, Row{Scale: scale, Scenario: sc.Name, Policy: p, Result: r}.Markdown())
+			}
+		}
+	}
+
+	if o.Search {
+		fmt.Fprintln(w, "\n## Smallest headroom meeting the targets (chosen policy, min = headroom)")
+		fmt.Fprintln(w, "\n| peak sessions | headroom | max | steady warm | spike warm |\n|---:|---:|---:|---:|---:|")
+		for _, scale := range o.Scales {
+			s, c, err := SearchHeadroom(scale, o.Env, o.Seeds)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "| %d | %d | %d | %.2f%% | %.2f%% |\n", scale, s.Headroom, s.Max,
+				100*c.Steady.WarmShare(), 100*c.Spike.WarmShare())
+		}
+	}
+
+	fmt.Fprintln(w)
+	WriteAssumptions(w, o.Env, o.Seeds)
+	return nil
+}
