@@ -1,6 +1,9 @@
 package poolscaling
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // The chosen policy: step scaling on the 10-second metric. The simulator compared it with target
 // tracking on 100 × (busy + headroom) / running (docs/capacity.md): target tracking's AWS-owned
@@ -62,13 +65,17 @@ func (s Sizing) Policy() Policy { return Chosen(s.Min, s.Max, s.Headroom) }
 // which the simulation serves at least 99% of sessions warm at steady peak load and at least 95% in
 // the 5× spike in each of four checks (seeds 1-5 and 6-10, each in the default environment and in
 // a slower one: datapoints 60 s late, task starts 30-120 s), rounded up to 40 at 1,000 (37 needed).
-// Min = headroom keeps the ready workers even if the metric stops arriving; max (MaxFor) leaves 25%
-// above peak + headroom, a cost guard and the Fargate vCPU quota to ask for.
+// Min = headroom keeps the ready workers even if the metric stops arriving; Max is MaxFor.
 var Recommended = []Sizing{
-	{PeakSessions: 10, Min: 4, Max: 18, Headroom: 4},
-	{PeakSessions: 100, Min: 8, Max: 135, Headroom: 8},
-	{PeakSessions: 1000, Min: 40, Max: 1300, Headroom: 40},
+	{PeakSessions: 10, Min: 4, Max: 28, Headroom: 4},
+	{PeakSessions: 100, Min: 8, Max: 146, Headroom: 8},
+	{PeakSessions: 1000, Min: 40, Max: 1175, Headroom: 40},
 }
 
-// MaxFor is the recommended maximum for a scale and headroom: 25% above peak + headroom.
-func MaxFor(peakSessions, headroom int) int { return (5*(peakSessions+headroom) + 3) / 4 }
+// MaxFor is the recommended maximum: the peak, plus 3 × √peak (concurrent sessions at a steady
+// rate swing by about √peak, so normal load is never capped), plus twice the headroom (the idle
+// workers and the replacements still starting). Above it sessions go cold: a cost guard, and the
+// task count to size the account's Fargate vCPU quota by.
+func MaxFor(peakSessions, headroom int) int {
+	return peakSessions + int(math.Ceil(3*math.Sqrt(float64(peakSessions)))) + 2*headroom
+}

@@ -248,7 +248,8 @@ func TestRecommendedSizings(t *testing.T) {
 			t.Errorf("sizing %+v does not follow its rules (min = headroom, max = MaxFor)", s)
 		}
 	}
-	if got := MaxFor(1000, 40); got != 1300 {
-		t.Errorf("MaxFor(1000, 40) = %d, want 1.25 × 1040 = 1300", got)
+	// 1000 + ceil(3 × 31.62) + 2 × 40 and 10 + ceil(3 × 3.16) + 2 × 4.
+	if a, b := MaxFor(1000, 40), MaxFor(10, 4); a != 1175 || b != 28 {
+		t.Errorf("MaxFor(1000, 40) = %d, MaxFor(10, 4) = %d; want 1175 and 28", a, b)
 	}
 }

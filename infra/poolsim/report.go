@@ -111,21 +111,31 @@ type ReportOptions struct {
 	Search bool
 }
 
-// comparisonHeadrooms are the headrooms the comparison table shows at a scale around the
-// recommended one.
-func comparisonHeadrooms(recommended int) []int {
-	var out []int
-	for _, f := range []float64{0.5, 0.75, 1, 1.5, 2, 3} {
-		h := max(1, int(float64(recommended)*f+0.5))
-		if !slices.Contains(out, h) {
-			out = append(out, h)
+// comparisonPolicies are the settings the comparison shows at a scale: the pool off, step scaling
+// around the recommended headroom, and target tracking from it up to three times it (it needs
+// more idle workers for the same warm share).
+func comparisonPolicies(scale, recommended int) []poolscaling.Policy {
+	out := []poolscaling.Policy{poolscaling.Chosen(0, 0, 0)}
+	headrooms := func(factors ...float64) []int {
+		var hs []int
+		for _, f := range factors {
+			if h := max(1, int(float64(recommended)*f+0.5)); !slices.Contains(hs, h) {
+				hs = append(hs, h)
+			}
 		}
+		return hs
+	}
+	for _, h := range headrooms(0.5, 0.75, 1, 1.5) {
+		out = append(out, poolscaling.Chosen(h, poolscaling.MaxFor(scale, h), h))
+	}
+	for _, h := range headrooms(1, 2, 3) {
+		out = append(out, poolscaling.ChosenTargetTracking(h, poolscaling.MaxFor(scale, h), h))
 	}
 	return out
 }
 
 // sizingFor is the recommended sizing at a scale, or one made by the same rules (headroom a
-// hundredth of the scale, at least 3) for a scale without a recommendation.
+// twenty-fifth of the scale, at least 3) for a scale without a recommendation.
 func sizingFor(peakSessions int) poolscaling.Sizing {
 	for _, s := range poolscaling.Recommended {
 		if s.PeakSessions == peakSessions {
@@ -136,81 +146,96 @@ func sizingFor(peakSessions int) poolscaling.Sizing {
 	return poolscaling.Sizing{PeakSessions: peakSessions, Min: h, Max: poolscaling.MaxFor(peakSessions, h), Headroom: h}
 }
 
+// SlowerEnvironment is env with datapoints 60 s late and task starts of 30-120 s (mode 60 s): the
+// recommendations must hold there too.
+func SlowerEnvironment(env Environment) Environment {
+	env.MetricDelay = time.Minute
+	env.TaskStart = Triangular{Min: 30 * time.Second, Mode: time.Minute, Max: 2 * time.Minute}
+	return env
+}
+
 // WriteReport simulates the recommended settings and the alternatives and writes the capacity
 // model's tables as markdown. The same options always write the same report.
 func WriteReport(w io.Writer, o ReportOptions) error {
 	fmt.Fprintf(w, "# Warm pool capacity model\n\n`%s`\n\n", o.Command)
-	price := o.Env.Price.PerTaskHour()
-	fmt.Fprintf(w, "One idle worker (%.1f vCPU, %.0f GB, Fargate Linux/ARM on demand, us-east-1) costs $%.5f per hour, $%.2f per 730-hour month.\n\n",
-		o.Env.Price.VCPU, o.Env.Price.MemoryGB, price, price*730)
-
-	fmt.Fprintf(w, "## Recommended settings\n\nPolicy: %s.\n\n", Timing(poolscaling.Chosen(1, 1, 1)))
-	fmt.Fprintln(w, "| peak sessions | min | max | headroom | steady warm | lunch warm | spike warm | spike p95 / p99 | spike max cold waiting | idle workers at steady peak (mean) | their cost per hour | targets met |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
-	type monthly struct {
-		sizing  poolscaling.Sizing
-		day     Result
-		offDay  Result
-		checked Check
+	fmt.Fprintf(w, "One idle worker (%.1f vCPU, %.0f GB, Fargate Linux/ARM on demand, us-east-1) costs $%.5f per hour, $%.2f per 730-hour month.\n",
+		o.Env.Price.VCPU, o.Env.Price.MemoryGB, o.Env.Price.PerTaskHour(), o.Env.Price.PerTaskHour()*730)
+	for _, section := range []func(io.Writer, ReportOptions) error{writeRecommended, writeMonthly, writeComparison, writeSearch} {
+		if err := section(w, o); err != nil {
+			return err
+		}
 	}
-	var months []monthly
-	for _, scale := range o.Scales {
-		s := sizingFor(scale)
-		c, err := CheckTargets(s.Policy(), scale, o.Env, o.Seeds)
-		if err != nil {
-			return err
-		}
-		lunch, err := Pooled(s.Policy(), Lunch, scale, o.Env, o.Seeds)
-		if err != nil {
-			return err
-		}
-		met := "yes"
-		if !c.Meets() {
-			met = "**no**"
-		}
-		fmt.Fprintf(w, "| %d | %d | %d | %d | %.2f%% | %.2f%% | %.2f%% | %s / %s | %d | %.1f | $%.2f | %s |\n",
-			scale, s.Min, s.Max, s.Headroom, 100*c.Steady.WarmShare(), 100*lunch.WarmShare(), 100*c.Spike.WarmShare(),
-			secs(c.Spike.Percentile(0.95)), secs(c.Spike.Percentile(0.99)), c.Spike.MaxColdWaiting,
-			c.Steady.MeanIdle(), c.Steady.MeanIdle()*price, met)
-		day, err := Pooled(s.Policy(), Day, scale, o.Env, o.Seeds)
-		if err != nil {
-			return err
-		}
-		offDay, err := Pooled(poolscaling.Chosen(0, 0, 0), Day, scale, o.Env, o.Seeds)
-		if err != nil {
-			return err
-		}
-		months = append(months, monthly{s, day, offDay, c})
-	}
+	fmt.Fprintln(w)
+	WriteAssumptions(w, o.Env, o.Seeds)
+	return nil
+}
 
+const recommendedHeader = "| peak sessions | min | max | headroom | steady warm | lunch warm | spike warm | spike p95 / p99 | spike max cold waiting | idle workers at steady peak (mean) | their cost per hour | targets met |\n" +
+	"|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n"
+
+func writeRecommended(w io.Writer, o ReportOptions) error {
+	fmt.Fprintf(w, "\n## Recommended settings\n\nPolicy: %s. Targets: %.0f%% warm at steady peak load, %.0f%% in the 5× spike.\n",
+		Timing(poolscaling.Chosen(1, 1, 1)), 100*Targets.Steady, 100*Targets.Spike)
+	slower := SlowerEnvironment(o.Env)
+	for _, env := range []struct {
+		title string
+		env   Environment
+	}{
+		{"In the assumed environment", o.Env},
+		{fmt.Sprintf("In a slower one (datapoints %s late, task start %s)", short(slower.MetricDelay), slower.TaskStart), slower},
+	} {
+		fmt.Fprintf(w, "\n%s:\n\n%s", env.title, recommendedHeader)
+		for _, scale := range o.Scales {
+			s := sizingFor(scale)
+			c, err := CheckTargets(s.Policy(), scale, env.env, o.Seeds)
+			if err != nil {
+				return err
+			}
+			lunch, err := Pooled(s.Policy(), Lunch, scale, env.env, o.Seeds)
+			if err != nil {
+				return err
+			}
+			met := "yes"
+			if !c.Meets() {
+				met = "**no**"
+			}
+			fmt.Fprintf(w, "| %d | %d | %d | %d | %.2f%% | %.2f%% | %.2f%% | %s / %s | %d | %.1f | $%.2f | %s |\n",
+				scale, s.Min, s.Max, s.Headroom, 100*c.Steady.WarmShare(), 100*lunch.WarmShare(), 100*c.Spike.WarmShare(),
+				secs(c.Spike.Percentile(0.95)), secs(c.Spike.Percentile(0.99)), c.Spike.MaxColdWaiting,
+				c.Steady.MeanIdle(), c.Steady.MeanIdle()*env.env.Price.PerTaskHour(), met)
+		}
+	}
+	return nil
+}
+
+func writeMonthly(w io.Writer, o ReportOptions) error {
 	fmt.Fprintf(w, "\n## Monthly cost of the recommended settings (the day scenario × %d days)\n\n", DaysPerMonth)
 	fmt.Fprintln(w, "| peak sessions | sessions per month | warm | idle worker-h | idle cost | starting worker-h | pool overhead (idle + starting) | all agent compute with the pool | all agent compute, pool off |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, m := range months {
-		d, off := m.day, m.offDay
+	for _, scale := range o.Scales {
+		day, err := Pooled(sizingFor(scale).Policy(), Day, scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
+		off, err := Pooled(poolscaling.Chosen(0, 0, 0), Day, scale, o.Env, o.Seeds)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(w, "| %d | %d | %.2f%% | %.0f | $%.0f | %.0f | $%.0f | $%.0f | $%.0f |\n",
-			m.sizing.PeakSessions, d.Sessions*DaysPerMonth/len(o.Seeds), 100*d.WarmShare(), d.IdleHours*DaysPerMonth,
-			d.IdleCost()*DaysPerMonth, d.StartingHours*DaysPerMonth, d.OverheadCost()*DaysPerMonth,
-			d.TotalCost()*DaysPerMonth, off.TotalCost()*DaysPerMonth)
+			scale, day.Sessions*DaysPerMonth/len(o.Seeds), 100*day.WarmShare(), day.IdleHours*DaysPerMonth,
+			day.IdleCost()*DaysPerMonth, day.StartingHours*DaysPerMonth, day.OverheadCost()*DaysPerMonth,
+			day.TotalCost()*DaysPerMonth, off.TotalCost()*DaysPerMonth)
 	}
+	return nil
+}
 
+func writeComparison(w io.Writer, o ReportOptions) error {
 	fmt.Fprintln(w, "\n## Every setting, per scenario")
 	fmt.Fprintf(w, "\nStep scaling: %s.\nTarget tracking: %s.\n", Timing(poolscaling.Chosen(1, 1, 1)), Timing(poolscaling.ChosenTargetTracking(1, 1, 1)))
 	fmt.Fprintln(w, "Idle and starting worker-hours and the idle cost are per run, over the scenario's measured window; sessions, warm share and times to agent pool all runs.")
 	for _, scale := range o.Scales {
-		rec := sizingFor(scale)
-		policies := []poolscaling.Policy{poolscaling.Chosen(0, 0, 0)}
-		for _, kind := range []poolscaling.Kind{poolscaling.TargetTracking, poolscaling.StepScaling} {
-			for _, h := range comparisonHeadrooms(rec.Headroom) {
-				max := poolscaling.MaxFor(scale, h)
-				if kind == poolscaling.TargetTracking {
-					policies = append(policies, poolscaling.ChosenTargetTracking(h, max, h))
-				} else {
-					policies = append(policies, poolscaling.Chosen(h, max, h))
-				}
-			}
-		}
 		fmt.Fprintf(w, "\n### %d peak concurrent sessions\n\n%s", scale, TableHeader)
+		policies := comparisonPolicies(scale, sizingFor(scale).Headroom)
 		for _, sc := range []Scenario{Steady, Lunch, ExamSpike} {
 			for _, p := range policies {
 				r, err := Pooled(p, sc, scale, o.Env, o.Seeds)
@@ -221,21 +246,27 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 			}
 		}
 	}
+	return nil
+}
 
-	if o.Search {
-		fmt.Fprintln(w, "\n## Smallest headroom meeting the targets (chosen policy, min = headroom)")
-		fmt.Fprintln(w, "\n| peak sessions | headroom | max | steady warm | spike warm |\n|---:|---:|---:|---:|---:|")
-		for _, scale := range o.Scales {
-			s, c, err := SearchHeadroom(scale, o.Env, o.Seeds)
+func writeSearch(w io.Writer, o ReportOptions) error {
+	if !o.Search {
+		return nil
+	}
+	fmt.Fprintln(w, "\n## Smallest headroom meeting the targets (chosen policy, min = headroom)")
+	fmt.Fprintln(w, "\n| peak sessions | environment | headroom | max | steady warm | spike warm |\n|---:|---|---:|---:|---:|---:|")
+	for _, scale := range o.Scales {
+		for _, env := range []struct {
+			name string
+			env  Environment
+		}{{"assumed", o.Env}, {"slower", SlowerEnvironment(o.Env)}} {
+			s, c, err := SearchHeadroom(scale, env.env, o.Seeds)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "| %d | %d | %d | %.2f%% | %.2f%% |\n", scale, s.Headroom, s.Max,
+			fmt.Fprintf(w, "| %d | %s | %d | %d | %.2f%% | %.2f%% |\n", scale, env.name, s.Headroom, s.Max,
 				100*c.Steady.WarmShare(), 100*c.Spike.WarmShare())
 		}
 	}
-
-	fmt.Fprintln(w)
-	WriteAssumptions(w, o.Env, o.Seeds)
 	return nil
 }

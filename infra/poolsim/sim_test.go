@@ -120,7 +120,7 @@ func TestReportIsDeterministicForASeed(t *testing.T) {
 		t.Fatal("seeds 1 and 2 wrote the same report")
 	}
 	for _, want := range []string{"## Recommended settings", "## Monthly cost", "| 10 | exam-spike | pool off (max 0) |",
-		"| 10 | steady | target tracking, headroom 4 (min 4, max 18) |", "Where the simulation simplifies:"} {
+		"| 10 | steady | target tracking, headroom 4 (min 4, max 28) |", "Where the simulation simplifies:"} {
 		if !bytes.Contains(a, []byte(want)) {
 			t.Errorf("report lacks %q", want)
 		}
