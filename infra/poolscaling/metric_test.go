@@ -84,3 +84,31 @@ func TestQueriesAreTheMetricMath(t *testing.T) {
 		t.Errorf("utilization %v, want 110", got)
 	}
 }
+
+func TestAlarmsAreWhatNextEvaluates(t *testing.T) {
+	p := Chosen(8, 146, 8)
+	out, in := p.Alarms("8")
+	if out.Period != 10*time.Second || out.EvaluationPeriods != 2 || out.Threshold != 0 ||
+		out.Cooldown != time.Minute || out.MetricAggregationType != "Maximum" || len(out.Steps) != len(ladder) {
+		t.Errorf("scale-out alarm %+v", out)
+	}
+	if in.EvaluationPeriods != 30 || in.Threshold != 1 || in.Cooldown != 5*time.Minute ||
+		in.MetricAggregationType != "Minimum" || in.Steps[0].Adjustment != -2 {
+		t.Errorf("scale-in alarm %+v", in)
+	}
+	// The alarm's own condition, deficit > threshold, is the policy's breach test: 7 idle of
+	// headroom 8 breaches, 8 does not; excess 2 (> slack 1) breaches the scale-in alarm, 1 does not.
+	for _, c := range []struct {
+		idle    float64
+		out, in bool
+	}{{7, true, false}, {8, false, false}, {9, false, false}, {10, false, true}} {
+		d := Datapoint{Busy: 20, Running: 20 + c.idle}
+		deficit, excess := float64(p.Headroom)-d.idle(), d.idle()-float64(p.Headroom)
+		if (deficit > out.Threshold) != c.out || p.breaching(scaleOut, d) != c.out {
+			t.Errorf("%v idle: scale-out breach %v, want %v", c.idle, deficit > out.Threshold, c.out)
+		}
+		if (excess > in.Threshold) != c.in || p.breaching(scaleIn, d) != c.in {
+			t.Errorf("%v idle: scale-in breach %v, want %v", c.idle, excess > in.Threshold, c.in)
+		}
+	}
+}

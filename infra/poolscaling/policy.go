@@ -307,7 +307,7 @@ func (p Policy) scaleOutTarget(base int, w []Datapoint) int {
 		return proportional(base, p.utilization(w[len(w)-1]))
 	}
 	deficit := math.Inf(-1)
-	for _, d := range w { // MetricAggregationType Maximum
+	for _, d := range w { // ScaleOutAggregation: Maximum
 		deficit = max(deficit, float64(p.Headroom)-d.idle())
 	}
 	return base + adjustmentFor(ScaleOutSteps(), deficit)
@@ -318,7 +318,7 @@ func (p Policy) scaleInTarget(capacity int, w []Datapoint) int {
 		return proportional(capacity, p.utilization(w[len(w)-1]))
 	}
 	excess := math.Inf(1)
-	for _, d := range w { // MetricAggregationType Minimum
+	for _, d := range w { // ScaleInAggregation: Minimum
 		excess = min(excess, d.idle()-float64(p.Headroom))
 	}
 	return capacity + adjustmentFor(p.ScaleInSteps(), excess-float64(p.ScaleInSlack))

@@ -160,7 +160,7 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 	fmt.Fprintf(w, "# Warm pool capacity model\n\n`%s`\n\n", o.Command)
 	fmt.Fprintf(w, "One idle worker (%.1f vCPU, %.0f GB, Fargate Linux/ARM on demand, us-east-1) costs $%.5f per hour, $%.2f per 730-hour month.\n",
 		o.Env.Price.VCPU, o.Env.Price.MemoryGB, o.Env.Price.PerTaskHour(), o.Env.Price.PerTaskHour()*730)
-	for _, section := range []func(io.Writer, ReportOptions) error{writeRecommended, writeMonthly, writeComparison, writeSearch} {
+	for _, section := range []func(io.Writer, ReportOptions) error{writeRecommended, writeMonthly, writeComparison, writeTimings, writeSearch} {
 		if err := section(w, o); err != nil {
 			return err
 		}
@@ -244,6 +244,59 @@ func writeComparison(w io.Writer, o ReportOptions) error {
 				}
 				fmt.Fprint(w, Row{Scale: scale, Scenario: sc.Name, Policy: p, Result: r}.Markdown())
 			}
+		}
+	}
+	return nil
+}
+
+// timingVariant is the chosen policy with one timing changed.
+type timingVariant struct {
+	name   string
+	change func(*poolscaling.Policy)
+}
+
+var timingVariants = []timingVariant{
+	{"chosen", func(*poolscaling.Policy) {}},
+	{"scale-out cooldown 120 s", func(p *poolscaling.Policy) { p.ScaleOutCooldown = 2 * time.Minute }},
+	{"scale-out cooldown 300 s (the default)", func(p *poolscaling.Policy) { p.ScaleOutCooldown = 5 * time.Minute }},
+	{"scale out after 1 datapoint", func(p *poolscaling.Policy) { p.ScaleOutDatapoints = 1 }},
+	{"scale out after 3 datapoints", func(p *poolscaling.Policy) { p.ScaleOutDatapoints = 3 }},
+	{"scale in after 3 minutes", func(p *poolscaling.Policy) { p.ScaleInDatapoints = 18 }},
+	{"scale in after 10 minutes", func(p *poolscaling.Policy) { p.ScaleInDatapoints = 60 }},
+	{"scale-in cooldown 120 s", func(p *poolscaling.Policy) { p.ScaleInCooldown = 2 * time.Minute }},
+	{"scale-in cooldown 600 s", func(p *poolscaling.Policy) { p.ScaleInCooldown = 10 * time.Minute }},
+	{"scale-in slack 0", func(p *poolscaling.Policy) { p.ScaleInSlack = 0 }},
+	{"scale-in slack 3", func(p *poolscaling.Policy) { p.ScaleInSlack = 3 }},
+	{"30-second period (same windows)", func(p *poolscaling.Policy) {
+		p.Period, p.ScaleOutDatapoints, p.ScaleInDatapoints = 30*time.Second, 1, 10
+	}},
+	{"target tracking, twice the headroom", func(p *poolscaling.Policy) {
+		*p = poolscaling.ChosenTargetTracking(2*p.Min, p.Max+2*p.Headroom, 2*p.Headroom)
+	}},
+	{"target tracking, twice the headroom, default cooldowns (300 s)", func(p *poolscaling.Policy) {
+		*p = poolscaling.ChosenTargetTracking(2*p.Min, p.Max+2*p.Headroom, 2*p.Headroom)
+		p.ScaleOutCooldown = 5 * time.Minute
+	}},
+}
+
+func writeTimings(w io.Writer, o ReportOptions) error {
+	fmt.Fprintln(w, "\n## The chosen timings against alternatives (recommended sizing, one setting changed)")
+	fmt.Fprintln(w, "\n| peak sessions | variant | steady warm | lunch warm | spike warm | idle worker-h steady | idle worker-h lunch |\n|---:|---|---:|---:|---:|---:|---:|")
+	for _, scale := range o.Scales {
+		s := sizingFor(scale)
+		for _, v := range timingVariants {
+			p := s.Policy()
+			v.change(&p)
+			var rs [3]Result
+			for i, sc := range []Scenario{Steady, Lunch, ExamSpike} {
+				r, err := Pooled(p, sc, scale, o.Env, o.Seeds)
+				if err != nil {
+					return err
+				}
+				rs[i] = r
+			}
+			fmt.Fprintf(w, "| %d | %s | %.2f%% | %.2f%% | %.2f%% | %.1f | %.1f |\n", scale, v.name,
+				100*rs[0].WarmShare(), 100*rs[1].WarmShare(), 100*rs[2].WarmShare(), rs[0].IdleHours, rs[1].IdleHours)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -27,7 +28,8 @@ type Result struct {
 	Sessions, Warm int
 	// TimeToAgent is create-room → agent in the room, per measured session, sorted.
 	TimeToAgent []time.Duration
-	// Worker-hours of pool tasks by state, and of the per-session tasks of cold sessions.
+	// Worker-hours of pool tasks by state, and of the per-session tasks of cold sessions (in a
+	// Merge of several runs: the mean of one run).
 	IdleHours, StartingHours, BusyHours, ColdTaskHours float64
 	// MaxColdWaiting is the largest number of students waiting at once for a cold-started agent.
 	MaxColdWaiting int
@@ -50,7 +52,7 @@ func (r Result) Percentile(q float64) time.Duration {
 	if len(r.TimeToAgent) == 0 {
 		return 0
 	}
-	i := int(float64(len(r.TimeToAgent))*q+0.999999999) - 1
+	i := int(math.Ceil(float64(len(r.TimeToAgent))*q)) - 1
 	return r.TimeToAgent[min(max(i, 0), len(r.TimeToAgent)-1)]
 }
 
@@ -243,35 +245,33 @@ func (s *sim) loop() {
 
 // stepOnce handles the next event.
 func (s *sim) stepOnce() {
-	{
-		e := heap.Pop(&s.q).(event)
-		s.advance(e.at)
-		switch e.kind {
-		case evArrival:
-			s.arrive(e.length)
-			s.scheduleArrival(e.at)
-		case evTaskReady:
-			if e.task.state == starting {
-				s.starting = slices.DeleteFunc(s.starting, func(t *task) bool { return t == e.task })
-				e.task.state = idle
-				s.idle = append(s.idle, e.task)
-			}
-		case evSessionEnd: // the worker exits after its one session; ECS replaces it if still wanted
-			e.task.state = gone
-			s.busyCount--
-			s.reconcile()
-		case evColdJoined:
-			s.coldWaiting--
-		case evSample:
-			s.sample()
-			s.push(event{at: e.at + poolscaling.EmitInterval, kind: evSample})
-		case evEvaluate:
-			s.evaluate()
-			s.push(event{at: e.at + s.run.Policy.EvaluationInterval(), kind: evEvaluate})
-		case evActuate:
-			s.desired = e.desired
-			s.reconcile()
+	e := heap.Pop(&s.q).(event)
+	s.advance(e.at)
+	switch e.kind {
+	case evArrival:
+		s.arrive(e.length)
+		s.scheduleArrival(e.at)
+	case evTaskReady:
+		if e.task.state == starting { // not stopped while it started
+			s.starting = slices.DeleteFunc(s.starting, func(t *task) bool { return t == e.task })
+			e.task.state = idle
+			s.idle = append(s.idle, e.task)
 		}
+	case evSessionEnd: // the worker exits after its one session; ECS replaces it if still wanted
+		e.task.state = gone
+		s.busyCount--
+		s.reconcile()
+	case evColdJoined:
+		s.coldWaiting--
+	case evSample:
+		s.sample()
+		s.push(event{at: e.at + poolscaling.EmitInterval, kind: evSample})
+	case evEvaluate:
+		s.evaluate()
+		s.push(event{at: e.at + s.run.Policy.EvaluationInterval(), kind: evEvaluate})
+	case evActuate:
+		s.desired = e.desired
+		s.reconcile()
 	}
 }
 

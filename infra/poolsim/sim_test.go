@@ -2,9 +2,12 @@ package poolsim
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,6 +231,24 @@ func TestFirstScaleOutWaitsForTheDatapointsAndTheAlarm(t *testing.T) {
 		}
 		if first == nil || at != c.want || first.From != 2 || first.To != 3 {
 			t.Errorf("metric delay %s: first scaling %+v at %s, want 2 → 3 at %s", c.delay, first, at, c.want)
+		}
+	}
+}
+
+func TestDocsShowTheRecommendedSettings(t *testing.T) {
+	// docs/capacity.md (written by hand) and docs/capacity-model.md (written by `make capacity`)
+	// must give the sizings poolscaling.Recommended holds: peak | min | max | headroom.
+	for _, doc := range []string{"../../docs/capacity.md", "../../docs/capacity-model.md"} {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(raw), ",", "")
+		for _, s := range poolscaling.Recommended {
+			row := fmt.Sprintf("| %d | %d | %d | %d |", s.PeakSessions, s.Min, s.Max, s.Headroom)
+			if !strings.Contains(text, row) {
+				t.Errorf("%s has no row %q: regenerate it (make capacity) or fix it", doc, row)
+			}
 		}
 	}
 }
