@@ -215,8 +215,8 @@ type Activity struct {
 
 // Next is one evaluation of the alarms at now over the datapoints CloudWatch has by then (complete
 // periods, oldest first), and what Application Auto Scaling does if one invokes its policy:
-//   - an alarm goes to ALARM when its last N datapoints (consecutive periods) all breach and to OK
-//     when they all do not; fewer datapoints leave it as it was;
+//   - an alarm is in ALARM while its last N datapoints (consecutive periods) all breach, OK as soon
+//     as one does not; missing datapoints leave it as it was;
 //   - entering ALARM invokes the policy, staying in ALARM invokes it again once a minute;
 //   - scale-out: target tracking asks for ceil(capacity × metric / target), step scaling for
 //     capacity + the step matching the largest deficit in the window; during the scale-out cooldown
@@ -281,23 +281,21 @@ func window(history []Datapoint, n int, period time.Duration) []Datapoint {
 	return w
 }
 
-// evaluate moves one alarm and reports whether it invokes the policy now.
+// evaluate moves one alarm and reports whether it invokes the policy now. Like a CloudWatch alarm
+// with DatapointsToAlarm = EvaluationPeriods, it is in ALARM exactly while all of its last N
+// datapoints breach and OK as soon as one does not.
 func (p Policy) evaluate(a alarm, now time.Duration, w []Datapoint, dir direction) (alarm, bool) {
-	if w == nil {
+	switch {
+	case w == nil:
 		// Missing datapoints (TreatMissingData: missing) keep the state, and without a breach
 		// size there is nothing for the policy to compute.
 		return a, false
-	}
-	all := !slices.ContainsFunc(w, func(d Datapoint) bool { return !p.breaching(dir, d) })
-	none := !slices.ContainsFunc(w, func(d Datapoint) bool { return p.breaching(dir, d) })
-	switch {
-	case all && !a.firing:
+	case slices.ContainsFunc(w, func(d Datapoint) bool { return !p.breaching(dir, d) }):
+		return alarm{lastAction: a.lastAction}, false
+	case !a.firing:
 		return alarm{firing: true, lastAction: now}, true
-	case all && now-a.lastAction >= AlarmActionRepeat:
-		a.lastAction = now
-		return a, true
-	case none:
-		a.firing = false
+	case now-a.lastAction >= AlarmActionRepeat:
+		return alarm{firing: true, lastAction: now}, true
 	}
 	return a, false
 }

@@ -253,3 +253,26 @@ func TestRecommendedSizings(t *testing.T) {
 		t.Errorf("MaxFor(1000, 40) = %d, MaxFor(10, 4) = %d; want 1175 and 28", a, b)
 	}
 }
+
+func TestAlarmIsOKAsSoonAsOneDatapointStopsBreaching(t *testing.T) {
+	p := mustValid(t, Chosen(1, 50, 4))
+	p.ScaleOutCooldown = 5 * time.Minute
+	// Deficit 2 (2 idle of headroom 4) for 2 datapoints: ALARM at 30 s, +2.
+	h := points(10*time.Second, repeat(2, 4, 6)...)
+	s, _ := p.Next(State{Desired: 10}, 30*time.Second, h)
+	if s.Desired != 12 {
+		t.Fatalf("deficit 2 scaled out to %d", s.Desired)
+	}
+	// A breaching datapoint, then one with 6 idle: with 2 of 2 the alarm is OK at 50 s.
+	h = append(h, Datapoint{Start: 20 * time.Second, Busy: 4, Running: 6}, Datapoint{Start: 30 * time.Second, Busy: 4, Running: 10})
+	if s, _ = p.Next(s, 50*time.Second, h); s.Desired != 12 {
+		t.Fatalf("a window with one datapoint not breaching scaled to %d", s.Desired)
+	}
+	// Then no idle worker at all for two datapoints: the alarm enters ALARM again and acts at
+	// once, 40 s after its last action (a state change, not the minute's repeat): within the
+	// cooldown, base 10 + deficit 4 = 14.
+	h = append(h, Datapoint{Start: 40 * time.Second, Busy: 11, Running: 11}, Datapoint{Start: 50 * time.Second, Busy: 11, Running: 11})
+	if s, _ = p.Next(s, 70*time.Second, h); s.Desired != 14 {
+		t.Fatalf("re-entering ALARM with deficit 4 scaled to %d, want 10 + 4 = 14", s.Desired)
+	}
+}
