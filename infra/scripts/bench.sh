@@ -78,4 +78,7 @@ summary_table() {
 # ---------------------------------------------------------------------------------------------------
 (cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md >/dev/null)
 echo "wrote $root/bench/results/lambda.md" >&2
+
+# Agent image contents (production node_modules, dist, compressed app layers) as the Dockerfile installs them.
+"$root/infra/scripts/test-agent-image.sh" --measure "$root/bench/results/agent-image.md" >&2
 echo "wrote $out" >&2
