@@ -28,7 +28,7 @@ dev: tools agent-deps playground-deps
 test: tools agent-deps playground-deps
 	./infra/scripts/test.sh
 
-bench: tools
+bench: tools agent-deps
 	./infra/scripts/bench.sh
 
 # SAM (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set; the same targets work by hand.
