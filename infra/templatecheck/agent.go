@@ -78,10 +78,7 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 	sts, _ := statements(t)
 	if role, _, ok := getAttTarget(props["ExecutionRoleArn"]); ok {
 		granted := map[string]bool{}
-		for _, s := range sts {
-			if s.role != role || str(s.body["Effect"]) != "Allow" {
-				continue
-			}
+		for _, s := range allows(sts, role) {
 			for _, a := range s.actions() {
 				if !executionRoleActions[a] {
 					p.add("%s: the execution role may only pull the image, read the agent's secrets and write logs; %s is extra", s.where, a)
@@ -101,10 +98,7 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 		p.add("%s: ExecutionRoleArn must be !GetAtt of a role of the template", td.ID)
 	}
 	if role, _, ok := getAttTarget(props["TaskRoleArn"]); ok {
-		for _, s := range sts {
-			if s.role != role || str(s.body["Effect"]) != "Allow" {
-				continue
-			}
+		for _, s := range allows(sts, role) {
 			for _, a := range s.actions() {
 				if !dynamoReadActions[a] {
 					p.add("%s: the agent's task role may only read the categories table; %s is extra", s.where, a)

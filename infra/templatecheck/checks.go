@@ -495,8 +495,8 @@ func CheckLogging(t *Template) []string {
 
 func roleWritesLogGroup(t *Template, role, logGroup string) bool {
 	sts, _ := statements(t)
-	for _, s := range sts {
-		if s.role != role || !slices.Contains(s.actions(), "logs:PutLogEvents") {
+	for _, s := range allows(sts, role) {
+		if !slices.Contains(s.actions(), "logs:PutLogEvents") {
 			continue
 		}
 		for _, r := range s.resources() {

@@ -62,6 +62,17 @@ func statements(t *Template) ([]statement, problems) {
 	return out, p
 }
 
+// allows returns the Allow statements of a role.
+func allows(sts []statement, role string) []statement {
+	var out []statement
+	for _, s := range sts {
+		if role != "" && s.role == role && str(s.body["Effect"]) == "Allow" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 var subArnPrefix = regexp.MustCompile(`^\$\{([A-Za-z0-9]+)\.Arn\}`)
 
 // named returns what an IAM resource names: X for !GetAtt X.Arn, !Ref X or !Sub "${X.Arn}/...", "".
@@ -87,15 +98,16 @@ func named(v any) string {
 // action. An action with no case below fails: granting a new one means adding its scope here.
 func CheckIAM(t *Template) []string {
 	sts, p := statements(t)
-	ids := map[string]map[string]bool{} // resource type -> logical ids of the stack
-	family, agentRoles := "", map[string]bool{}
+	ids := map[string]map[string]bool{}                          // resource type -> logical ids of the stack
+	families, agentRoles := map[string]bool{}, map[string]bool{} // of the stack's task definitions
 	for _, r := range t.Resources() {
 		if ids[r.Type] == nil {
 			ids[r.Type] = map[string]bool{}
 		}
 		ids[r.Type][r.ID] = true
 		if r.Type == typeTaskDef {
-			family, _ = subTemplate(r.Props()["Family"])
+			family, _ := subTemplate(r.Props()["Family"])
+			families[family] = true
 			for _, k := range []string{"TaskRoleArn", "ExecutionRoleArn"} {
 				role, _, _ := getAttTarget(r.Props()[k])
 				agentRoles[role] = true
@@ -163,8 +175,12 @@ func CheckIAM(t *Template) []string {
 			case action == "ecs:RunTask":
 				each(func(r any) bool {
 					sub, _ := subTemplate(r)
-					return family != "" && strings.Contains(sub, ":task-definition/"+family+":")
-				}, "the agent task definition family only (task-definition/"+family+":*)")
+					_, family, _ := strings.Cut(sub, ":task-definition/")
+					if i := strings.LastIndex(family, ":"); i > 0 {
+						family = family[:i] // drop the revision
+					}
+					return family != "" && families[family]
+				}, "a task definition family of the stack only (task-definition/<Family>:*)")
 				need(onCluster(s), "ecs:cluster = the stack's cluster")
 			case action == "ecs:StopTask" || action == "ecs:DescribeTasks":
 				each(clusterTask, "tasks of the stack's cluster (task/${Cluster}/*)")
@@ -207,10 +223,7 @@ func CheckFunctionScopes(t *Template) []string {
 				given[id] = true
 			}
 		}
-		for _, s := range sts {
-			if s.role != role || role == "" || str(s.body["Effect"]) != "Allow" {
-				continue
-			}
+		for _, s := range allows(sts, role) {
 			for _, a := range s.actions() {
 				if service, _, _ := strings.Cut(a, ":"); service != "dynamodb" && service != "secretsmanager" {
 					continue

@@ -223,7 +223,7 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 		{"RunTask on every task definition", func(t *testing.T, tpl *Template) {
 			statementWithAction(t, tpl, "ApiFunctionRole", "agent-tasks", "ecs:RunTask")["Resource"] =
 				map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/*"}
-		}, ignoreSchema(CheckIAM), "agent task definition family only"},
+		}, ignoreSchema(CheckIAM), "a task definition family of the stack only"},
 		{"PassRole without PassedToService", func(t *testing.T, tpl *Template) {
 			delete(statementWithAction(t, tpl, "ApiFunctionRole", "agent-tasks", "iam:PassRole"), "Condition")
 		}, ignoreSchema(CheckIAM), "iam:PassedToService"},

@@ -7,27 +7,20 @@ import (
 	"strings"
 )
 
-// FargateMemoryValid reports whether a Fargate task of cpu units may have mem MiB, from AWS's table
-// of supported task CPU and memory values (Amazon ECS Developer Guide, "Task CPU and memory").
+// fargateMemoryRanges are AWS's supported task memory values per CPU value above 256 (Amazon ECS
+// Developer Guide, "Task CPU and memory"): lowest, highest and step, in MiB.
+var fargateMemoryRanges = map[int][3]int{
+	512: {1024, 4096, 1024}, 1024: {2048, 8192, 1024}, 2048: {4096, 16384, 1024},
+	4096: {8192, 30720, 1024}, 8192: {16384, 61440, 4096}, 16384: {32768, 122880, 8192},
+}
+
+// FargateMemoryValid reports whether a Fargate task of cpu units may have mem MiB.
 func FargateMemoryValid(cpu, mem int) bool {
-	step := func(lo, hi, inc int) bool { return mem >= lo && mem <= hi && (mem-lo)%inc == 0 }
-	switch cpu {
-	case 256:
+	if cpu == 256 {
 		return mem == 512 || mem == 1024 || mem == 2048
-	case 512:
-		return step(1024, 4096, 1024)
-	case 1024:
-		return step(2048, 8192, 1024)
-	case 2048:
-		return step(4096, 16384, 1024)
-	case 4096:
-		return step(8192, 30720, 1024)
-	case 8192:
-		return step(16384, 61440, 4096)
-	case 16384:
-		return step(32768, 122880, 8192)
 	}
-	return false
+	r, ok := fargateMemoryRanges[cpu]
+	return ok && mem >= r[0] && mem <= r[1] && (mem-r[0])%r[2] == 0
 }
 
 // ParameterValues returns the template's parameter defaults overridden by values, as CloudFormation
