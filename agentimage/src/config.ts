@@ -1,5 +1,6 @@
 // Environment contract of the agent process (docs/architecture.md, "Agent process contract").
-// Every variable is validated at start; all problems are reported together.
+// VARIABLES is the contract: loadConfig validates every entry (all problems reported together), the log
+// scrubber takes its secrets from it, and infra/templatecheck reads it to check the task definition.
 
 export interface AgentConfig {
   sessionId: string;
@@ -21,15 +22,50 @@ export interface AgentConfig {
   studentJoinTimeoutSeconds: number;
 }
 
-export const DEFAULT_REALTIME_MODEL = 'gpt-realtime';
-export const DEFAULT_VOICE = 'marin';
-export const DEFAULT_MAX_DURATION_SECONDS = 3600;
-export const DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS = 300;
 /** Upper bound for the duration variables (24 h; also keeps timers far below setTimeout's limit). */
 export const MAX_SECONDS = 86_400;
 
+/**
+ * One variable of the contract. `secret`: scrubbed from every log line, and the deployment must inject it
+ * from Secrets Manager. `seconds`: a whole number from 1 to `maxSeconds`. `url`: the accepted schemes.
+ */
+export interface VariableSpec {
+  required?: boolean;
+  secret?: boolean;
+  default?: string | number;
+  seconds?: boolean;
+  maxSeconds?: number;
+  url?: readonly string[];
+}
+
+/** Every variable the agent reads. To add one: a row here, then read it in loadConfig (README table too). */
+export const VARIABLES = {
+  SESSION_ID: { required: true },
+  ROOM_NAME: { required: true },
+  CATEGORY_ID: { required: true },
+  LIVEKIT_URL: { required: true, url: ['ws:', 'wss:', 'http:', 'https:'] },
+  LIVEKIT_API_KEY: { required: true, secret: true },
+  LIVEKIT_API_SECRET: { required: true, secret: true },
+  CATEGORIES_TABLE: { required: true },
+  AWS_REGION: { required: true },
+  AWS_ENDPOINT_URL_DYNAMODB: { url: ['http:', 'https:'] },
+  BEY_AVATAR_ID: { required: true },
+  BEY_API_KEY: { required: true, secret: true },
+  BEY_API_URL: { url: ['http:', 'https:'] },
+  OPENAI_API_KEY: { required: true, secret: true },
+  OPENAI_BASE_URL: { url: ['http:', 'https:', 'ws:', 'wss:'] },
+  OPENAI_REALTIME_MODEL: { default: 'gpt-realtime' },
+  OPENAI_VOICE: { default: 'marin' },
+  AGENT_MAX_DURATION_SECONDS: { default: 3600, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: { default: 300, seconds: true, maxSeconds: MAX_SECONDS },
+} as const satisfies Record<string, VariableSpec>;
+
+export type VariableName = keyof typeof VARIABLES;
+
 /** Names of the variables that hold secrets: their values are scrubbed from every log line. */
-export const SECRET_VARIABLES = ['LIVEKIT_API_SECRET', 'OPENAI_API_KEY', 'BEY_API_KEY', 'LIVEKIT_API_KEY'] as const;
+export const SECRET_VARIABLES = (Object.keys(VARIABLES) as VariableName[]).filter(
+  (name) => (VARIABLES[name] as VariableSpec).secret,
+);
 
 export class ConfigError extends Error {
   constructor(
@@ -46,62 +82,69 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** Required and defaulted variables always have a value; the others may be absent. */
+type Values = {
+  [K in VariableName]: (typeof VARIABLES)[K] extends { required: true } | { default: string | number } ? string : string | undefined;
+};
+
+/** Validates every variable of VARIABLES against env and returns the values (defaults applied). */
+function readVariables(env: Env, missing: string[], invalid: { name: string; reason: string }[]): Values {
+  const out: Record<string, string | undefined> = {};
+  for (const name of Object.keys(VARIABLES) as VariableName[]) {
+    const spec: VariableSpec = VARIABLES[name];
+    const fallback = spec.default === undefined ? undefined : String(spec.default);
+    const raw = (env[name] ?? '').trim();
+    out[name] = raw || fallback;
+    if (!raw) {
+      if (spec.required) {
+        missing.push(name);
+        out[name] = '';
+      }
+      continue;
+    }
+    if (spec.seconds) {
+      const max = spec.maxSeconds ?? MAX_SECONDS;
+      if (!/^[0-9]+$/.test(raw) || Number(raw) <= 0 || Number(raw) > max) {
+        invalid.push({ name, reason: `must be a whole number of seconds between 1 and ${max}` });
+        out[name] = fallback;
+      }
+    }
+    if (spec.url) {
+      try {
+        if (!spec.url.includes(new URL(raw).protocol)) invalid.push({ name, reason: `scheme must be one of ${spec.url.join(' ')}` });
+      } catch {
+        invalid.push({ name, reason: 'not a URL' });
+      }
+    }
+  }
+  return out as Values;
+}
+
 export function loadConfig(env: Env): AgentConfig {
   const missing: string[] = [];
   const invalid: { name: string; reason: string }[] = [];
-
-  const required = (name: string): string => {
-    const v = (env[name] ?? '').trim();
-    if (!v) missing.push(name);
-    return v;
-  };
-  const optional = (name: string): string | undefined => {
-    const v = (env[name] ?? '').trim();
-    return v ? v : undefined;
-  };
-  const url = (name: string, value: string | undefined, protocols: string[]): void => {
-    if (!value) return;
-    try {
-      const u = new URL(value);
-      if (!protocols.includes(u.protocol)) invalid.push({ name, reason: `scheme must be one of ${protocols.join(' ')}` });
-    } catch {
-      invalid.push({ name, reason: 'not a URL' });
-    }
-  };
-  const seconds = (name: string, def: number): number => {
-    const raw = optional(name);
-    if (raw === undefined) return def;
-    if (!/^[0-9]+$/.test(raw) || Number(raw) <= 0 || Number(raw) > MAX_SECONDS) {
-      invalid.push({ name, reason: `must be a whole number of seconds between 1 and ${MAX_SECONDS}` });
-      return def;
-    }
-    return Number(raw);
-  };
+  const v = readVariables(env, missing, invalid);
 
   const cfg: AgentConfig = {
-    sessionId: required('SESSION_ID'),
-    roomName: required('ROOM_NAME'),
-    categoryId: required('CATEGORY_ID'),
-    livekitUrl: required('LIVEKIT_URL'),
-    livekitApiKey: required('LIVEKIT_API_KEY'),
-    livekitApiSecret: required('LIVEKIT_API_SECRET'),
-    categoriesTable: required('CATEGORIES_TABLE'),
-    awsRegion: required('AWS_REGION'),
-    beyAvatarId: required('BEY_AVATAR_ID'),
-    beyApiKey: required('BEY_API_KEY'),
-    beyApiUrl: optional('BEY_API_URL'),
-    openaiApiKey: required('OPENAI_API_KEY'),
-    openaiBaseUrl: optional('OPENAI_BASE_URL'),
-    openaiRealtimeModel: optional('OPENAI_REALTIME_MODEL') ?? DEFAULT_REALTIME_MODEL,
-    openaiVoice: optional('OPENAI_VOICE') ?? DEFAULT_VOICE,
-    maxDurationSeconds: seconds('AGENT_MAX_DURATION_SECONDS', DEFAULT_MAX_DURATION_SECONDS),
-    studentJoinTimeoutSeconds: seconds('AGENT_STUDENT_JOIN_TIMEOUT_SECONDS', DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS),
+    sessionId: v.SESSION_ID,
+    roomName: v.ROOM_NAME,
+    categoryId: v.CATEGORY_ID,
+    livekitUrl: v.LIVEKIT_URL,
+    livekitApiKey: v.LIVEKIT_API_KEY,
+    livekitApiSecret: v.LIVEKIT_API_SECRET,
+    categoriesTable: v.CATEGORIES_TABLE,
+    awsRegion: v.AWS_REGION,
+    beyAvatarId: v.BEY_AVATAR_ID,
+    beyApiKey: v.BEY_API_KEY,
+    beyApiUrl: v.BEY_API_URL,
+    openaiApiKey: v.OPENAI_API_KEY,
+    openaiBaseUrl: v.OPENAI_BASE_URL,
+    openaiRealtimeModel: v.OPENAI_REALTIME_MODEL,
+    openaiVoice: v.OPENAI_VOICE,
+    maxDurationSeconds: Number(v.AGENT_MAX_DURATION_SECONDS),
+    studentJoinTimeoutSeconds: Number(v.AGENT_STUDENT_JOIN_TIMEOUT_SECONDS),
   };
 
-  url('LIVEKIT_URL', cfg.livekitUrl, ['ws:', 'wss:', 'http:', 'https:']);
-  url('BEY_API_URL', cfg.beyApiUrl, ['http:', 'https:']);
-  url('OPENAI_BASE_URL', cfg.openaiBaseUrl, ['http:', 'https:', 'ws:', 'wss:']);
-  url('AWS_ENDPOINT_URL_DYNAMODB', optional('AWS_ENDPOINT_URL_DYNAMODB'), ['http:', 'https:']);
   if (cfg.sessionId && !/^[A-Za-z0-9_-]{1,128}$/.test(cfg.sessionId)) {
     invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
   }

@@ -20,6 +20,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const AGENT_DIR = resolve(here, '..', '..');
 /** AGENT_ENTRY overrides it, e.g. to run the suite against an image-like install (see README). */
 export const AGENT_ENTRY = process.env.AGENT_ENTRY || join(AGENT_DIR, 'dist', 'main.js');
+/** AGENT_IMAGE runs each agent in a container of that image instead (infra/scripts/test-agent-image.sh). */
+export const AGENT_IMAGE = process.env.AGENT_IMAGE || '';
 export const REPO_ROOT = resolve(AGENT_DIR, '..');
 
 export function sleep(ms: number): Promise<void> {
@@ -246,17 +248,26 @@ export class AgentProcess {
   exitCode: number | null | undefined;
 
   constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [AGENT_ENTRY], {
-      cwd: dirname(dirname(AGENT_ENTRY)),
-      // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ...(process.env.NODE_ENV ? { NODE_ENV: process.env.NODE_ENV } : {}),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
+    const childEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.NODE_ENV ? { NODE_ENV: process.env.NODE_ENV } : {}),
+      ...env,
+    };
+    if (AGENT_IMAGE) {
+      // As ECS runs the task: an init as PID 1 (initProcessEnabled) relays signals; the host network
+      // reaches the loopback components; `-e NAME` passes only the contract's variables, by name.
+      const docker = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DOCKER_'))) as Record<string, string>;
+      const args = ['run', '--rm', '--init', '--network', 'host', ...Object.keys(env).flatMap((k) => ['-e', k]), AGENT_IMAGE];
+      this.child = spawn('docker', args, { env: { ...docker, ...childEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    } else {
+      this.child = spawn(process.execPath, [AGENT_ENTRY], {
+        cwd: dirname(dirname(AGENT_ENTRY)),
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((r) =>

@@ -86,4 +86,7 @@ echo "wrote $root/bench/results/lambda.md" >&2
 # ---------------------------------------------------------------------------------------------------
 (cd "$root" && go run ./infra/cmd/bench-sweeper -out bench/results/sweeper.md)
 echo "wrote $root/bench/results/sweeper.md" >&2
+
+# Agent image contents (production node_modules, dist, compressed app layers) as the Dockerfile installs them.
+"$root/infra/scripts/test-agent-image.sh" --measure "$root/bench/results/agent-image.md" >&2
 echo "wrote $out" >&2
