@@ -19,12 +19,28 @@ export interface AgentConfig {
   openaiVoice: string;
   maxDurationSeconds: number;
   studentJoinTimeoutSeconds: number;
+  /** Deadline for the avatar to join and publish video once Bey accepted the session. */
+  avatarJoinTimeoutSeconds: number;
+  /** How long the student may be gone (reload, network switch) before the session ends. */
+  studentRejoinGraceSeconds: number;
+  /** Seconds before the maximum duration when the counselor mentions the time left; 0 = never. */
+  wrapUpNoticeSeconds: number;
+  /** Lifetime of one OpenAI Realtime connection before the plugin reconnects (OpenAI caps it at 60 min). */
+  realtimeSessionMaxSeconds: number;
 }
 
 export const DEFAULT_REALTIME_MODEL = 'gpt-realtime';
 export const DEFAULT_VOICE = 'marin';
 export const DEFAULT_MAX_DURATION_SECONDS = 3600;
 export const DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS = 300;
+export const DEFAULT_AVATAR_JOIN_TIMEOUT_SECONDS = 30;
+/** Same as the room's departure timeout (shared/rooms/rooms.go), after which LiveKit closes the room. */
+export const DEFAULT_STUDENT_REJOIN_GRACE_SECONDS = 20;
+export const DEFAULT_WRAP_UP_NOTICE_SECONDS = 120;
+/** The plugin's own default (20 min). */
+export const DEFAULT_REALTIME_SESSION_MAX_SECONDS = 1200;
+/** 55 min: below OpenAI's 60-minute cap, with room for the reply in progress to finish first. */
+export const MAX_REALTIME_SESSION_SECONDS = 3300;
 /** Upper bound for the duration variables (24 h; also keeps timers far below setTimeout's limit). */
 export const MAX_SECONDS = 86_400;
 
@@ -68,11 +84,11 @@ export function loadConfig(env: Env): AgentConfig {
       invalid.push({ name, reason: 'not a URL' });
     }
   };
-  const seconds = (name: string, def: number): number => {
+  const seconds = (name: string, def: number, min = 1, max = MAX_SECONDS): number => {
     const raw = optional(name);
     if (raw === undefined) return def;
-    if (!/^[0-9]+$/.test(raw) || Number(raw) <= 0 || Number(raw) > MAX_SECONDS) {
-      invalid.push({ name, reason: `must be a whole number of seconds between 1 and ${MAX_SECONDS}` });
+    if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      invalid.push({ name, reason: `must be a whole number of seconds between ${min} and ${max}` });
       return def;
     }
     return Number(raw);
@@ -96,6 +112,15 @@ export function loadConfig(env: Env): AgentConfig {
     openaiVoice: optional('OPENAI_VOICE') ?? DEFAULT_VOICE,
     maxDurationSeconds: seconds('AGENT_MAX_DURATION_SECONDS', DEFAULT_MAX_DURATION_SECONDS),
     studentJoinTimeoutSeconds: seconds('AGENT_STUDENT_JOIN_TIMEOUT_SECONDS', DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS),
+    avatarJoinTimeoutSeconds: seconds('AGENT_AVATAR_JOIN_TIMEOUT_SECONDS', DEFAULT_AVATAR_JOIN_TIMEOUT_SECONDS),
+    studentRejoinGraceSeconds: seconds('AGENT_STUDENT_REJOIN_GRACE_SECONDS', DEFAULT_STUDENT_REJOIN_GRACE_SECONDS),
+    wrapUpNoticeSeconds: seconds('AGENT_WRAPUP_NOTICE_SECONDS', DEFAULT_WRAP_UP_NOTICE_SECONDS, 0),
+    realtimeSessionMaxSeconds: seconds(
+      'AGENT_REALTIME_SESSION_MAX_SECONDS',
+      DEFAULT_REALTIME_SESSION_MAX_SECONDS,
+      1,
+      MAX_REALTIME_SESSION_SECONDS,
+    ),
   };
 
   url('LIVEKIT_URL', cfg.livekitUrl, ['ws:', 'wss:', 'http:', 'https:']);
