@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { DisconnectReason } from '@livekit/rtc-node';
 import { BeyStandin, type AvatarBehaviour } from '../src/standins/bey.js';
 import { GOODBYE_TEXT, RealtimeStandin, TIME_LEFT_TEXT, replyText, type RealtimeConnection } from '../src/standins/realtime.js';
-import { publishMic, sleep, waitUntil } from './harness.js';
+import { publishMic, sleep, waitUntil, type AgentProcess } from './harness.js';
 import { AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, OPENAI_KEY, type Student } from './fixture.js';
 
 const stack = new AgentStack();
@@ -211,6 +211,15 @@ describe('student reconnects', () => {
     await waitUntil(() => to.transcripts.filter((t) => t.includes(STUDENT_REPLY)).length > before, 'reply at the student', 60_000);
   }
 
+  async function assertStudentLeft(agent: AgentProcess, sessionId: string, roomName: string, roomClosedByLivekit: true | undefined) {
+    assert.equal(await agent.waitForExit(), 0, agent.tail());
+    const ending = agent.find((l) => l.event === 'session_ending');
+    assert.equal(ending?.reason, 'student_left');
+    assert.equal(ending?.room_closed, roomClosedByLivekit, agent.tail());
+    assert.equal(await stack.roomExists(roomName), false);
+    stack.assertCleanLogs(agent, sessionId);
+  }
+
   test('a second tab with the same identity replaces the first: the agent stays and talks to the new tab', async () => {
     const { sessionId, roomName, agent, student, stopMic } = await startSession(
       { AGENT_STUDENT_REJOIN_GRACE_SECONDS: '3' },
@@ -235,12 +244,8 @@ describe('student reconnects', () => {
     // The new tab leaves for good: the agent ends after its grace window and deletes the room.
     stopMic2();
     await tab2.room.disconnect();
-    assert.equal(await agent.waitForExit(), 0, agent.tail());
-    const ending = agent.find((l) => l.event === 'session_ending');
-    assert.equal(ending?.reason, 'student_left');
-    assert.equal(ending?.room_closed, undefined, 'expected the agent (grace 3 s) to end before LiveKit (5 s)');
-    assert.equal(await stack.roomExists(roomName), false);
-    stack.assertCleanLogs(agent, sessionId);
+    // Grace 3 s < the room's departure timeout 5 s: the agent decides.
+    await assertStudentLeft(agent, sessionId, roomName, undefined);
   });
 
   test('leaving and rejoining within the grace window (a reload): the agent stays', async () => {
@@ -268,11 +273,7 @@ describe('student reconnects', () => {
     stopMic();
     await student.room.disconnect();
     await agent.waitForLog((l) => l.event === 'student_away', 'agent saw the student leave');
-    assert.equal(await agent.waitForExit(), 0, agent.tail());
-    const ending = agent.find((l) => l.event === 'session_ending');
-    assert.equal(ending?.reason, 'student_left');
-    assert.equal(ending?.room_closed, true, 'expected LiveKit to close the room (departure timeout 5 s < grace 120 s)');
-    assert.equal(await stack.roomExists(roomName), false);
-    stack.assertCleanLogs(agent, sessionId);
+    // The room's departure timeout 5 s < grace 120 s: LiveKit closes the room.
+    await assertStudentLeft(agent, sessionId, roomName, true);
   });
 });
