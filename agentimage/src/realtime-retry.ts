@@ -32,7 +32,7 @@ export interface ConnectRetryPolicy {
   handshakeTimeoutMs: number;
 }
 
-/** Five attempts over roughly 4-15 s (0.5, 1, 2, 4 s delays, each x1-2 jitter, capped at 5 s). */
+/** Five attempts; the delays between them (0.5, 1, 2, 4 s, each x1-2 jitter, capped at 5 s) add up to 7.5-12 s. */
 export const DEFAULT_CONNECT_RETRY: ConnectRetryPolicy = {
   attempts: 5,
   minDelayMs: 500,
@@ -90,7 +90,8 @@ export function openWebSocket(url: string, headers: Record<string, string>, hand
 }
 
 export interface RetryEvents {
-  onRetry?: (info: { attempt: number; delayHintMs: number; error: RealtimeConnectError }) => void;
+  /** `minDelayMs`: the delay before the next attempt without its jitter (the actual one is up to 2x). */
+  onRetry?: (info: { attempt: number; minDelayMs: number; error: RealtimeConnectError }) => void;
 }
 
 /** Calls `open` until it succeeds, a non-transient error occurs, attempts run out or `signal` aborts. */
@@ -119,7 +120,7 @@ export async function connectWithRetry(
         if (retriesLeft > 0 && error instanceof RealtimeConnectError) {
           opts.onRetry?.({
             attempt: attemptNumber,
-            delayHintMs: Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** (attemptNumber - 1)),
+            minDelayMs: Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** (attemptNumber - 1)),
             error,
           });
         }
@@ -201,9 +202,9 @@ async function resilientCreateWsConn(this: ResilientRealtimeSession): Promise<We
   try {
     return await connectWithRetry(() => openWebSocket(url, headers, policy.handshakeTimeoutMs), policy, {
       signal,
-      onRetry: ({ attempt, delayHintMs, error }) =>
+      onRetry: ({ attempt, minDelayMs, error }) =>
         logger.warn(
-          { event: 'realtime_connect_retry', attempt, max_attempts: policy.attempts, status: error.status, delay_ms: delayHintMs, error: error.message },
+          { event: 'realtime_connect_retry', attempt, max_attempts: policy.attempts, status: error.status, min_delay_ms: minDelayMs, error: error.message },
           'Realtime connection failed; retrying',
         ),
     });
