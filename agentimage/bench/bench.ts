@@ -98,6 +98,8 @@ async function main(): Promise<void> {
         BEY_API_URL: bey.url,
         OPENAI_API_KEY: 'sk-bench',
         OPENAI_BASE_URL: realtime.baseUrl,
+        // The run ends when the student leaves; do not wait the production grace window for a rejoin.
+        AGENT_STUDENT_REJOIN_GRACE_SECONDS: '1',
       });
       const joined = await agent.waitForLog((l) => l.event === 'agent_joined', 'agent joined');
       const spawnToJoinedMs = performance.now() - t0;

@@ -3,7 +3,6 @@
 // greets, and ends the session (deleting the room) on the first end condition.
 import { voice } from '@livekit/agents';
 import * as bey from '@livekit/agents-plugin-bey';
-import * as openai from '@livekit/agents-plugin-openai';
 import {
   DisconnectReason,
   ParticipantKind,
@@ -13,9 +12,15 @@ import {
   type RemoteParticipant,
 } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
+import { AvatarWatch } from './avatar-watch.js';
 import type { Category } from './categories.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { ResilientRealtimeModel } from './realtime-retry.js';
+import { deleteSessionRoom } from './room-cleanup.js';
+import { sayGoodbye, scheduleWrapUpNotice } from './session-wrapup.js';
+import { StudentPresence } from './student-presence.js';
+import { withTimeout } from './timeouts.js';
 
 export const AVATAR_IDENTITY = 'bey-avatar-agent';
 
@@ -28,6 +33,7 @@ export type EndReason =
   | 'signal'
   | 'session_error'
   | 'avatar_failed'
+  | 'avatar_timeout'
   | 'startup_failed';
 
 const EXIT_CODE: Record<EndReason, number> = {
@@ -39,6 +45,7 @@ const EXIT_CODE: Record<EndReason, number> = {
   signal: 0,
   session_error: 1,
   avatar_failed: 1,
+  avatar_timeout: 1,
   startup_failed: 1,
 };
 
@@ -99,16 +106,6 @@ class EndSignal {
 
 class Ended extends Error {}
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
 function isStudent(p: RemoteParticipant): boolean {
   return p.info.kind === ParticipantKind.STANDARD;
 }
@@ -132,8 +129,22 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
   const roomService = new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret);
   const room = new Room();
   let session: voice.AgentSession | undefined;
+  /** Set once the conversation runs (the counselor can speak). */
+  let conversation: voice.AgentSession | undefined;
   let studentIdentity: string | undefined;
   let joined = false;
+  let connecting: Promise<void> | undefined;
+  const presence = new StudentPresence(room, {
+    graceMs: cfg.studentRejoinGraceSeconds * 1000,
+    logger,
+    onGone: (detail) => endSignal.end('student_left', detail),
+  });
+  const avatarWatch = new AvatarWatch(room, {
+    identity: AVATAR_IDENTITY,
+    timeoutMs: cfg.avatarJoinTimeoutSeconds * 1000,
+    logger,
+    onTimeout: (detail) => endSignal.end('avatar_timeout', detail),
+  });
 
   onStopRequest((signal) => {
     logger.info({ signal }, 'stop requested');
@@ -163,23 +174,26 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
         { participant: p.identity, reason: DisconnectReason[p.disconnectReason ?? 0] },
         'participant left',
       );
-      if (studentIdentity && p.identity === studentIdentity) endSignal.end('student_left');
     });
     room.on(RoomEvent.Disconnected, (reason) => {
       logger.info({ reason: DisconnectReason[reason] }, 'disconnected from room');
-      endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
+      // LiveKit closes the room once the student has been gone past its departure timeout.
+      if (presence.away) endSignal.end('student_left', { room_closed: true, disconnect_reason: DisconnectReason[reason] });
+      else endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
     });
 
     let studentResolve!: (id: string) => void;
     const studentJoined = new Promise<string>((r) => (studentResolve = r));
     const onStudent = (p: RemoteParticipant) => {
       studentIdentity = p.identity;
+      presence.follow(p.identity);
       logger.info({ student: p.identity }, 'student joined');
       studentResolve(p.identity);
     };
 
     const token = await agentToken(cfg);
-    await until(withTimeout(room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false }), 30_000, 'room connect'));
+    connecting = room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false });
+    await until(withTimeout(connecting, 30_000, 'room connect'));
     joined = true;
     logger.info(
       {
@@ -198,6 +212,13 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
         if (!studentIdentity) endSignal.end('student_join_timeout');
       }, cfg.studentJoinTimeoutSeconds * 1000),
     );
+    const notice = scheduleWrapUpNotice({
+      maxDurationSeconds: cfg.maxDurationSeconds,
+      noticeSeconds: cfg.wrapUpNoticeSeconds,
+      conversation: () => (presence.away ? undefined : conversation),
+      logger,
+    });
+    if (notice) timers.push(notice);
 
     // Late start: the student may already be in the room.
     for (const p of room.remoteParticipants.values()) {
@@ -208,11 +229,13 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
 
     // Avatar first (it takes over the agent's audio output), then the conversation.
     session = new voice.AgentSession({
-      llm: new openai.realtime.RealtimeModel({
+      llm: new ResilientRealtimeModel({
         model: cfg.openaiRealtimeModel,
         voice: cfg.openaiVoice,
         apiKey: cfg.openaiApiKey,
         ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
+        maxSessionDuration: cfg.realtimeSessionMaxSeconds * 1000,
+        logger,
       }),
     });
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
@@ -248,6 +271,7 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       throw new Ended();
     }
     logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId }, 'avatar started');
+    avatarWatch.start();
 
     await until(
       session.start({
@@ -257,6 +281,7 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       }),
     );
     logger.info({ event: 'conversation_started', model: cfg.openaiRealtimeModel }, 'conversation started');
+    conversation = session;
 
     session.generateReply({ instructions: greetingInstructions(category) });
     logger.info({ event: 'greeting_requested', category_name: category.name }, 'greeting requested');
@@ -276,7 +301,10 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
   }, 45_000).unref();
   logger.info({ event: 'session_ending', ...ending.detail, reason: ending.reason }, 'ending session');
   for (const t of timers) clearTimeout(t);
+  presence.stop();
+  avatarWatch.stop();
 
+  if (conversation && ending.reason === 'max_duration' && !presence.away) await sayGoodbye(conversation, logger);
   if (session) {
     try {
       await withTimeout(session.close(), 10_000, 'agent session close');
@@ -284,18 +312,17 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       logger.warn({ error: String(err) }, 'agent session close failed');
     }
   }
-  // Deleting the room removes the student and the avatar (Bey stops billing) and tells the
-  // backend (room_finished webhook) that the session is over.
-  if (ending.reason !== 'room_missing') {
+  // A stop during the join: let the join finish first, or the deletion would come before it and
+  // the join would recreate the room (LiveKit creates rooms on join).
+  if (!joined && connecting) {
     try {
-      await withTimeout(roomService.deleteRoom(cfg.roomName), 10_000, 'deleteRoom');
-      logger.info({ event: 'room_deleted' }, 'room deleted');
-    } catch (err) {
-      const msg = String(err);
-      if (/not.?found|404/i.test(msg)) logger.info({ event: 'room_deleted' }, 'room already gone');
-      else logger.error({ error: msg }, 'failed to delete room');
+      await withTimeout(connecting, 10_000, 'room connect');
+      joined = true;
+    } catch {
+      /* not joined */
     }
   }
+  if (ending.reason !== 'room_missing') await deleteSessionRoom(roomService, cfg.roomName, logger);
   if (joined) {
     try {
       await withTimeout(room.disconnect(), 5_000, 'room disconnect');

@@ -18,7 +18,8 @@ export class CategoryError extends Error {
  * Loads the category. A missing, disabled or incomplete category is a configuration error
  * (CategoryError). The SDK reads AWS_ENDPOINT_URL_DYNAMODB itself (local stack only).
  */
-export async function loadCategory(opts: { table: string; region: string; categoryId: string }): Promise<Category> {
+export async function loadCategory(opts: { table: string; region: string; categoryId: string; signal?: AbortSignal }): Promise<Category> {
+  const timeout = AbortSignal.timeout(15_000);
   const client = new DynamoDBClient({ region: opts.region, maxAttempts: 3 });
   try {
     const out = await client.send(
@@ -29,7 +30,7 @@ export async function loadCategory(opts: { table: string; region: string; catego
         ProjectionExpression: 'category_id, #n, system_prompt, enabled',
         ExpressionAttributeNames: { '#n': 'name' },
       }),
-      { abortSignal: AbortSignal.timeout(15_000) },
+      { abortSignal: opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout },
     );
     const item = out.Item;
     if (!item) throw new CategoryError(`unknown category ${opts.categoryId} in table ${opts.table}`);

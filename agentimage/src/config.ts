@@ -20,20 +20,31 @@ export interface AgentConfig {
   openaiVoice: string;
   maxDurationSeconds: number;
   studentJoinTimeoutSeconds: number;
+  /** Deadline for the avatar to join and publish video once Bey accepted the session. */
+  avatarJoinTimeoutSeconds: number;
+  /** How long the student may be gone (reload, network switch) before the session ends. */
+  studentRejoinGraceSeconds: number;
+  /** Seconds before the maximum duration when the counselor mentions the time left; 0 = never. */
+  wrapUpNoticeSeconds: number;
+  /** Lifetime of one OpenAI Realtime connection before the plugin reconnects (OpenAI caps it at 60 min). */
+  realtimeSessionMaxSeconds: number;
 }
 
 /** Upper bound for the duration variables (24 h; also keeps timers far below setTimeout's limit). */
 export const MAX_SECONDS = 86_400;
+/** 55 min: below OpenAI's 60-minute cap, with room for the reply in progress to finish first. */
+export const MAX_REALTIME_SESSION_SECONDS = 3300;
 
 /**
  * One variable of the contract. `secret`: scrubbed from every log line, and the deployment must inject it
- * from Secrets Manager. `seconds`: a whole number from 1 to `maxSeconds`. `url`: the accepted schemes.
+ * from Secrets Manager. `seconds`: a whole number from `minSeconds` (default 1) to `maxSeconds`. `url`: the accepted schemes.
  */
 export interface VariableSpec {
   required?: boolean;
   secret?: boolean;
   default?: string | number;
   seconds?: boolean;
+  minSeconds?: number;
   maxSeconds?: number;
   url?: readonly string[];
 }
@@ -58,6 +69,12 @@ export const VARIABLES = {
   OPENAI_VOICE: { default: 'marin' },
   AGENT_MAX_DURATION_SECONDS: { default: 3600, seconds: true, maxSeconds: MAX_SECONDS },
   AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: { default: 300, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_AVATAR_JOIN_TIMEOUT_SECONDS: { default: 30, seconds: true, maxSeconds: MAX_SECONDS },
+  // Same as the room's departure timeout (shared/rooms/rooms.go), after which LiveKit closes the room.
+  AGENT_STUDENT_REJOIN_GRACE_SECONDS: { default: 20, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_WRAPUP_NOTICE_SECONDS: { default: 120, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
+  // The plugin's own default (20 min); capped below OpenAI's 60-minute session limit.
+  AGENT_REALTIME_SESSION_MAX_SECONDS: { default: 1200, seconds: true, maxSeconds: MAX_REALTIME_SESSION_SECONDS },
 } as const satisfies Record<string, VariableSpec>;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -103,9 +120,10 @@ function readVariables(env: Env, missing: string[], invalid: { name: string; rea
       continue;
     }
     if (spec.seconds) {
+      const min = spec.minSeconds ?? 1;
       const max = spec.maxSeconds ?? MAX_SECONDS;
-      if (!/^[0-9]+$/.test(raw) || Number(raw) <= 0 || Number(raw) > max) {
-        invalid.push({ name, reason: `must be a whole number of seconds between 1 and ${max}` });
+      if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+        invalid.push({ name, reason: `must be a whole number of seconds between ${min} and ${max}` });
         out[name] = fallback;
       }
     }
@@ -143,6 +161,10 @@ export function loadConfig(env: Env): AgentConfig {
     openaiVoice: v.OPENAI_VOICE,
     maxDurationSeconds: Number(v.AGENT_MAX_DURATION_SECONDS),
     studentJoinTimeoutSeconds: Number(v.AGENT_STUDENT_JOIN_TIMEOUT_SECONDS),
+    avatarJoinTimeoutSeconds: Number(v.AGENT_AVATAR_JOIN_TIMEOUT_SECONDS),
+    studentRejoinGraceSeconds: Number(v.AGENT_STUDENT_REJOIN_GRACE_SECONDS),
+    wrapUpNoticeSeconds: Number(v.AGENT_WRAPUP_NOTICE_SECONDS),
+    realtimeSessionMaxSeconds: Number(v.AGENT_REALTIME_SESSION_MAX_SECONDS),
   };
 
   if (cfg.sessionId && !/^[A-Za-z0-9_-]{1,128}$/.test(cfg.sessionId)) {

@@ -1,9 +1,10 @@
 // Entry point: node dist/main.js. Exit codes: 0 session over, 1 runtime failure,
 // 2 invalid environment, 3 unknown/disabled category.
-import { CategoryError, loadCategory } from './categories.js';
+import { stopRequests } from './stop-requests.js'; // first: SIGTERM handling from the very start
 import { ConfigError, loadConfig, secretValues } from './config.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger } from './logger.js';
-import { runSession } from './agent.js';
+// The heavy modules (LiveKit Agents, the AWS SDK) are imported below, after the signal handlers are
+// in place: loading them takes seconds, during which a SIGTERM would otherwise kill the process.
 
 async function main(): Promise<number> {
   const env = process.env;
@@ -29,15 +30,6 @@ async function main(): Promise<number> {
     throw err;
   }
 
-  // Stop requests before the session started are remembered and honoured as soon as it runs.
-  let stopHandler: ((signal: string) => void) | undefined;
-  let pendingSignal: string | undefined;
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => {
-      if (stopHandler) stopHandler(sig);
-      else pendingSignal ??= sig;
-    });
-  }
   let fatalHandler: ((err: unknown) => void) | undefined;
   process.on('uncaughtException', (err) => {
     logger.error({ event: 'uncaught_exception', error: String(err) }, 'uncaught exception; ending the session');
@@ -63,31 +55,45 @@ async function main(): Promise<number> {
     'agent starting',
   );
 
+  const [{ CategoryError, loadCategory }, { livekitHttpUrl, runSession }, { endBeforeStart }, { RoomServiceClient }] = await Promise.all([
+    import('./categories.js'),
+    import('./agent.js'),
+    import('./room-cleanup.js'),
+    import('livekit-server-sdk'),
+  ]);
+  // A stop before the session runs (category loading, or right after) still ends it: room deleted.
+  const stopBeforeStart = (signal: string) =>
+    endBeforeStart({
+      roomService: new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret),
+      roomName: cfg.roomName,
+      signal,
+      logger,
+    });
   let category;
   try {
-    category = await loadCategory({ table: cfg.categoriesTable, region: cfg.awsRegion, categoryId: cfg.categoryId });
+    category = await loadCategory({
+      table: cfg.categoriesTable,
+      region: cfg.awsRegion,
+      categoryId: cfg.categoryId,
+      signal: stopRequests.signal,
+    });
   } catch (err) {
     if (err instanceof CategoryError) {
       logger.fatal({ event: 'config_error', category_id: cfg.categoryId }, err.message);
       return 3;
     }
+    if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
     logger.fatal({ event: 'categories_unavailable', error: String(err) }, 'could not read the categories table');
     return 1;
   }
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
-  if (pendingSignal) {
-    logger.info({ signal: pendingSignal }, 'stop requested before start');
-    return 0;
-  }
+  if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
 
   return runSession({
     cfg,
     category,
     logger,
-    onStopRequest: (fn) => {
-      stopHandler = fn;
-      if (pendingSignal) fn(pendingSignal);
-    },
+    onStopRequest: (fn) => stopRequests.onStop(fn),
     onFatal: (fn) => {
       fatalHandler = fn;
     },
