@@ -31,7 +31,7 @@ func All(t *Template) []string {
 	var out []string
 	for _, c := range []func(*Template) []string{
 		CheckFunctions, CheckEnvironment, CheckTables, CheckIAM, CheckFunctionScopes, CheckParameters, CheckLogging,
-		CheckAgentTask, CheckAPI, CheckOutputs,
+		CheckAgentTask, CheckAPI, CheckOutputs, CheckTimeBudget,
 	} {
 		out = append(out, c(t)...)
 	}
@@ -592,6 +592,10 @@ func (c iamCtx) checkScoped(s statement, action string) []string {
 		each(c.clusterTaskARN, "tasks of the stack's cluster (task/${Cluster}/*)")
 		if !c.clusterCondition(s) {
 			p.add("%s: %s needs Condition ecs:cluster = the stack's cluster", s.where, action)
+		}
+	case action == "ecs:ListTasks":
+		if !c.clusterCondition(s) {
+			p.add("%s: ecs:ListTasks needs Condition ecs:cluster = the stack's cluster", s.where)
 		}
 	case action == "ecs:TagResource":
 		each(c.clusterTaskARN, "tasks of the stack's cluster (task/${Cluster}/*)")

@@ -52,9 +52,11 @@ var RequiredOutputs = []string{
 // actionsWithoutResourceLevelPermissions may (must) use Resource "*": IAM cannot scope them.
 var actionsWithoutResourceLevelPermissions = map[string]bool{
 	"ecr:GetAuthorizationToken": true,
-	"xray:PutTraceSegments":     true,
-	"xray:PutTelemetryRecords":  true,
-	"cloudwatch:PutMetricData":  true,
+	// Its resource is a container instance (none for Fargate); CheckIAM requires the cluster condition.
+	"ecs:ListTasks":            true,
+	"xray:PutTraceSegments":    true,
+	"xray:PutTelemetryRecords": true,
+	"cloudwatch:PutMetricData": true,
 }
 
 // Read-only DynamoDB actions the agent's task role may hold on the categories table.
