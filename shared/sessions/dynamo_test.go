@@ -49,7 +49,9 @@ func canceled(reasons ...types.CancellationReason) error {
 	return &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"), CancellationReasons: reasons}
 }
 
-func reason(code string) types.CancellationReason { return types.CancellationReason{Code: aws.String(code)} }
+func reason(code string) types.CancellationReason {
+	return types.CancellationReason{Code: aws.String(code)}
+}
 
 func heldBy(sessionID string) types.CancellationReason {
 	return types.CancellationReason{Code: aws.String("ConditionalCheckFailed"),
