@@ -142,8 +142,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.runTask(w, r, body)
 	case "StopTask":
 		var in ecs.StopTaskInput
-		if err := json.Unmarshal(body, &in); err != nil {
-			writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		if !decode(w, body, &in) {
 			return
 		}
 		s.mu.Lock()
@@ -155,8 +154,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"task": map[string]any{"taskArn": deref(in.Task), "desiredStatus": "STOPPED"}})
 	case "ListTasks":
 		var in ecs.ListTasksInput
-		if err := json.Unmarshal(body, &in); err != nil {
-			writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		if !decode(w, body, &in) {
 			return
 		}
 		// ECS lists tasks whose desired status is RUNNING unless asked for STOPPED ones.
@@ -174,8 +172,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) runTask(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in ecs.RunTaskInput
-	if err := json.Unmarshal(body, &in); err != nil {
-		writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+	if !decode(w, body, &in) {
 		return
 	}
 	s.mu.Lock()
@@ -204,6 +201,15 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request, body []byte) {
 		wait(r)
 	}
 	writeJSON(w, map[string]any{"tasks": []any{map[string]any{"taskArn": arn, "lastStatus": "PROVISIONING", "startedBy": deref(in.StartedBy)}}, "failures": []any{}})
+}
+
+// decode reads a request into the SDK's own input type; false means it answered the error.
+func decode(w http.ResponseWriter, body []byte, in any) bool {
+	if err := json.Unmarshal(body, in); err != nil {
+		writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		return false
+	}
+	return true
 }
 
 func deref(p *string) string {

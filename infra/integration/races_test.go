@@ -202,14 +202,12 @@ func TestCreateRightAfterEndStartsNewSession(t *testing.T) {
 func TestResumeOfSessionWhoseRoomIsGone(t *testing.T) {
 	api := startAPI(t, nil)
 	h, _ := newWebhookHandler(t)
-	var roomName string
-	installWebhooks(t, &recorder{next: h, drop: func(e *livekit.WebhookEvent) bool {
-		return e.Event == webhook.EventRoomFinished && e.GetRoom().GetName() == roomName
-	}})
 	st := newStudent(t)
 	cat := enabledCategory(t).ID
 	_, first := createRoom(t, api, st.tokens.ID, cat)
-	roomName = first.RoomName
+	installWebhooks(t, &recorder{next: h, drop: func(e *livekit.WebhookEvent) bool {
+		return e.Event == webhook.EventRoomFinished && e.GetRoom().GetName() == first.RoomName
+	}})
 	studentRoom := joinRoom(t, first.AccessToken)
 	waitStatus(t, first.SessionID, sessions.StatusActive)
 	studentRoom.Disconnect()
@@ -302,18 +300,7 @@ func TestRunTaskTimeoutStopsStartedTask(t *testing.T) {
 	env.ecs.DelayRunTask(agents.RunTaskTimeout + 10*time.Second)
 	defer env.ecs.DelayRunTask(0)
 
-	r, _ := createRoom(t, api, st.tokens.ID, enabledCategory(t).ID)
-	assertInternalError(t, r)
-	s := latestSession(t, st.sub)
-	if s.Status != sessions.StatusFailed || s.EndReason != "agent launch failed" {
-		t.Fatalf("session %+v", s)
-	}
-	if listRoom(t, s.RoomName) != nil {
-		t.Fatal("room left behind")
-	}
-	if runTasksFor(s.SessionID) == 0 {
-		t.Fatal("RunTask never reached ECS")
-	}
+	s := assertLaunchFailedCleanly(t, api, st)
 	if running := env.ecs.Running(s.SessionID); len(running) != 0 {
 		t.Fatalf("task started by the timed-out RunTask still running: %v", running)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"counselvideo/shared/config"
 )
 
@@ -37,6 +39,20 @@ func secretsManagerDouble(t *testing.T, secrets map[string]string) (*httptest.Se
 	return srv, &calls
 }
 
+// awsConfigFor is the SDK configuration with Secrets Manager at the double.
+func awsConfigFor(t *testing.T, srv *httptest.Server) aws.Config {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	cfg, err := AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestResolveLiveKitSecret(t *testing.T) {
 	const jsonARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:livekit-AbCdEf"
 	const plainARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:plain-AbCdEf"
@@ -44,15 +60,8 @@ func TestResolveLiveKitSecret(t *testing.T) {
 		jsonARN:  `{"api_key":"APIkey","api_secret":"s3cr3t-from-json"}`,
 		plainARN: "s3cr3t-plain",
 	})
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	ctx := context.Background()
-	awsCfg, err := AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	awsCfg := awsConfigFor(t, srv)
 
 	for arn, want := range map[string]string{jsonARN: "s3cr3t-from-json", plainARN: "s3cr3t-plain"} {
 		cfg := config.Config{LiveKit: config.LiveKit{APISecretARN: arn}}
@@ -72,7 +81,7 @@ func TestResolveLiveKitSecret(t *testing.T) {
 
 	// A missing secret is an error that names the variable, not the value.
 	cfg = config.Config{LiveKit: config.LiveKit{APISecretARN: "arn:aws:secretsmanager:us-east-1:111122223333:secret:nope-XyZ123"}}
-	err = ResolveLiveKitSecret(ctx, &cfg, awsCfg)
+	err := ResolveLiveKitSecret(ctx, &cfg, awsCfg)
 	if err == nil || !strings.Contains(err.Error(), "LIVEKIT_API_SECRET_ARN") {
 		t.Fatalf("missing secret: %v", err)
 	}
@@ -95,15 +104,8 @@ func TestSecretJSONMustHoldAStringField(t *testing.T) {
 		secrets["arn:aws:secretsmanager:us-east-1:111122223333:secret:"+name] = v
 	}
 	srv, _ := secretsManagerDouble(t, secrets)
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	ctx := context.Background()
-	awsCfg, err := AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	awsCfg := awsConfigFor(t, srv)
 	for name := range bad {
 		t.Run(name, func(t *testing.T) {
 			cfg := config.Config{LiveKit: config.LiveKit{APISecretARN: "arn:aws:secretsmanager:us-east-1:111122223333:secret:" + name}}
