@@ -253,11 +253,11 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
 }
 
-// deleteUnusedRoom deletes a room created for a session record that was never written.
+// deleteUnusedRoom deletes a room created for a session record that was never written. It stays
+// within the request's deadline (the request goes on to resume): a room it cannot delete has no
+// token holder and LiveKit closes it after its empty timeout.
 func (s *Service) deleteUnusedRoom(ctx context.Context, room string) {
-	cctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	if err := s.Rooms.DeleteRoom(cctx, room); err != nil {
+	if err := s.Rooms.DeleteRoom(ctx, room); err != nil {
 		// Nobody holds a token for it; LiveKit closes it after its empty timeout.
 		logging.From(ctx, s.Log).Warn("deleting an unused room failed", "room_name", room, "error", err.Error())
 	}
