@@ -24,11 +24,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"counselvideo/infra/ecsdouble"
 	"counselvideo/infra/localstack"
 	"counselvideo/infra/seed"
+	"counselvideo/shared/agents"
 	"counselvideo/shared/categories"
+	"counselvideo/shared/config"
+	"counselvideo/shared/rooms"
+	"counselvideo/shared/sessions"
 )
 
 func main() {
@@ -187,6 +192,11 @@ func run(out string, colds, warm int, baseline string) error {
 			"against the same stack; the two are invoked alternately.\n"
 	}
 
+	calls, err := roundTrips(ctx, stack, ecs.URL, cat, warm)
+	if err != nil {
+		return err
+	}
+
 	report := fmt.Sprintf(`# API Lambda measurements
 
 Measured %s on %s (%d cores), %s, by `+"`go run ./infra/cmd/bench-lambda`"+` (part of `+"`make bench`"+`).
@@ -202,6 +212,7 @@ categories once a minute and writes the transaction while LiveKit creates the ro
 | cold start: first create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
 | warm create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
 %s
+%s
 Deployment artifact (linux/arm64, `+"`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`"+`): bootstrap %.1f MiB, zipped %.1f MiB.
 
 Local emulators are slower than the managed services for some calls and faster for others (no
@@ -209,7 +220,7 @@ network hops); treat these as regression baselines, not production latencies.
 `, time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.Version(),
 		len(inits), pct(inits, 50), pct(inits, 95), pct(inits, 100),
 		len(firsts), pct(firsts, 50), pct(firsts, 95), pct(firsts, 100),
-		len(warms[0]), pct(warms[0], 50), pct(warms[0], 95), pct(warms[0], 100), baselineRows,
+		len(warms[0]), pct(warms[0], 50), pct(warms[0], 95), pct(warms[0], 100), baselineRows, calls,
 		float64(raw)/(1<<20), float64(zipped)/(1<<20))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -219,6 +230,50 @@ network hops); treat these as regression baselines, not production latencies.
 	}
 	fmt.Print(report)
 	return nil
+}
+
+// roundTrips measures, one after the other, each call of the warm create-room path on its own with
+// the production clients, so the report shows what the dependent chain is made of.
+func roundTrips(ctx context.Context, stack *localstack.Stack, ecsURL, categoryID string, n int) (string, error) {
+	awsCfg := localstack.AWSConfig()
+	cats := categories.NewDynamoStore(stack.DynamoDB.Client, "bench-categories")
+	store := sessions.NewDynamoStore(stack.DynamoDB.Client, "bench-sessions")
+	lk := rooms.NewClient(stack.LiveKit.URL, stack.LiveKit.APIKey, stack.LiveKit.APISecret)
+	launcher := agents.NewECSLauncher(awsecs.NewFromConfig(awsCfg, func(o *awsecs.Options) { o.BaseEndpoint = &ecsURL }),
+		config.ECS{Cluster: "bench", TaskDefinition: "agent:1", ContainerName: "agent", Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}})
+	names := []string{"category GetItem", "session record TransactWriteItems", "LiveKit CreateRoom", "ECS RunTask", "MarkStarted UpdateItem"}
+	took := make([][]float64, len(names))
+	for i := range n {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		steps := []func() error{
+			func() error { _, err := cats.GetEnabled(ctx, categoryID); return err },
+			func() error {
+				return store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, time.Hour)
+			},
+			func() error {
+				_, err := lk.CreateRoom(ctx, sessions.RoomName(id), rooms.Metadata{SessionID: id})
+				return err
+			},
+			func() error {
+				_, err := launcher.Launch(ctx, agents.Session{SessionID: id, RoomName: sessions.RoomName(id)})
+				return err
+			},
+			func() error { return store.MarkStarted(ctx, id, "RM_x", "task", time.Now()) },
+		}
+		for j, step := range steps {
+			start := time.Now()
+			if err := step(); err != nil {
+				return "", fmt.Errorf("%s: %w", names[j], err)
+			}
+			took[j] = append(took[j], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	out := "\nEach round trip of the warm path alone (same clients, same stack, n = " + strconv.Itoa(n) + "): the baseline waits\n" +
+		"for all five in turn; this tree for max(record, room), then RunTask, then MarkStarted.\n\n| call | p50 (ms) | p95 (ms) |\n|---|---|---|\n"
+	for j, name := range names {
+		out += fmt.Sprintf("| %s | %.1f | %.1f |\n", name, pct(took[j], 50), pct(took[j], 95))
+	}
+	return out, nil
 }
 
 // extractRef writes the tree of a git ref into dir (git archive: read-only on the repository).
