@@ -6,6 +6,9 @@
 #   BENCH_COUNT   runs per benchmark (go test -count), default 1
 #   BENCH_TIME    go test -benchtime, default 1s
 #   BENCH_FILTER  go test -bench regexp, default . (all)
+#   BENCH_BASELINE git ref whose API Lambda is measured side by side with this tree's (warm create-room,
+#                  interleaved in one run); default dbc5f0c, the create-room path before issue 10 cut its
+#                  round trips. Empty skips it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -77,7 +80,7 @@ summary_table() {
 # Lambda measurements: cold start, warm create-room latency against the local stack and the zipped
 # arm64 bootstrap size, written by bench-lambda to their own file.
 # ---------------------------------------------------------------------------------------------------
-(cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md >/dev/null)
+(cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md -baseline "${BENCH_BASELINE-dbc5f0c}" >/dev/null)
 echo "wrote $root/bench/results/lambda.md" >&2
 
 # ---------------------------------------------------------------------------------------------------

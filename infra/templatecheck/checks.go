@@ -46,6 +46,7 @@ var Checks = map[string]Check{
 	"HTTP API routes (httpapi.Routes) and schedule":                         ignoreSchema(CheckAPI),
 	"alarms on emitted metrics":                                             ignoreSchema(CheckAlarms),
 	"outputs":                                                               ignoreSchema(CheckOutputs),
+	"API timeout holds the time budget (service.TimeBudget)":                ignoreSchema(CheckTimeBudget),
 }
 
 func ignoreSchema(c func(*Template) []string) Check {

@@ -113,9 +113,11 @@ func LoadAgentSchema(root string) (AgentSchema, error) {
 // actionsWithoutResourceLevelPermissions may (must) use Resource "*": IAM cannot scope them.
 var actionsWithoutResourceLevelPermissions = map[string]bool{
 	"ecr:GetAuthorizationToken": true,
-	"xray:PutTraceSegments":     true,
-	"xray:PutTelemetryRecords":  true,
-	"cloudwatch:PutMetricData":  true,
+	// Its resource is a container instance (none for Fargate); CheckIAM requires the cluster condition.
+	"ecs:ListTasks":            true,
+	"xray:PutTraceSegments":    true,
+	"xray:PutTelemetryRecords": true,
+	"cloudwatch:PutMetricData": true,
 }
 
 // Read-only DynamoDB actions the agent's task role may hold on the categories table.

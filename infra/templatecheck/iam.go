@@ -171,6 +171,8 @@ func CheckIAM(t *Template) []string {
 			}
 			service, _, _ := strings.Cut(action, ":")
 			switch {
+			case action == "ecs:ListTasks": // its resource is a container instance, which Fargate tasks lack
+				need(onCluster(s), "ecs:cluster = the stack's cluster")
 			case actionsWithoutResourceLevelPermissions[action]:
 			case action == "ecs:RunTask":
 				each(func(r any) bool {

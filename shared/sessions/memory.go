@@ -109,7 +109,7 @@ func (m *MemoryStore) apply(id string, change func(*Session) error) (Session, er
 
 func (m *MemoryStore) MarkStarted(_ context.Context, id, roomSID, taskID string, at time.Time) error {
 	_, err := m.apply(id, func(s *Session) error {
-		if s.Status != StatusStarting {
+		if !s.Status.Open() {
 			return ErrConflict
 		}
 		s.StartedAt, s.AgentTaskID = at.UTC(), taskID
