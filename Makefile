@@ -5,13 +5,14 @@ SHELL := /bin/bash
 GO_LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 GO_LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help dev test tools agent-deps playground-deps bench build clean \
+.PHONY: help dev test tools agent-deps playground-deps bench capacity build clean \
         build-ApiFunction build-WebhookFunction build-SweeperFunction
 
 help:
 	@echo "make dev    run the whole system locally (LiveKit, DynamoDB Local, cognito-local, API, webhook, sweeper, agent)"
 	@echo "make test   run every test (unit, integration on real local components, template checks, agent)"
 	@echo "make bench  run the benchmarks and write bench/results/"
+	@echo "make capacity  simulate the warm pool's scaling policy and write docs/capacity-model.md"
 
 tools:
 	./infra/scripts/install-tools.sh
@@ -28,8 +29,12 @@ dev: tools agent-deps playground-deps
 test: tools agent-deps playground-deps
 	./infra/scripts/test.sh
 
-bench: tools
+bench: tools agent-deps
 	./infra/scripts/bench.sh
+
+# The warm pool's capacity model: the scaling policy of infra/poolscaling against simulated demand.
+capacity:
+	go run ./infra/cmd/poolsim -search -out docs/capacity-model.md
 
 # SAM (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set; the same targets work by hand.
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual

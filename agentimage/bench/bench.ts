@@ -100,6 +100,8 @@ async function main(): Promise<void> {
           openaiKey: 'sk-bench',
           avatarId: 'bench-avatar',
         }),
+        // The run ends when the student leaves; do not wait the production grace window for a rejoin.
+        AGENT_STUDENT_REJOIN_GRACE_SECONDS: '1',
       });
       const joined = await agent.waitForLog((l) => l.event === 'agent_joined', 'agent joined');
       const spawnToJoinedMs = performance.now() - t0;

@@ -115,6 +115,8 @@ async function oneRun(env: WorkerBenchEnv, earlyAvatar: boolean, studentDelayMs:
       LIVEKIT_AGENT_NAME: agentName,
       AGENT_HEALTH_PORT: String(await freePort()),
       AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: earlyAvatar ? '60' : '0',
+      // The run ends when the student leaves; do not wait the production grace window for a rejoin.
+      AGENT_STUDENT_REJOIN_GRACE_SECONDS: '1',
     },
     { entry: WORKER_ENTRY, detached: true },
   );

@@ -4,7 +4,6 @@
 // and ends the session (deleting the room) on the first end condition.
 import { voice } from '@livekit/agents';
 import * as bey from '@livekit/agents-plugin-bey';
-import * as openai from '@livekit/agents-plugin-openai';
 import {
   DisconnectReason,
   ParticipantKind,
@@ -13,9 +12,15 @@ import {
   type RemoteParticipant,
 } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
+import { AvatarWatch } from './avatar-watch.js';
 import type { Category } from './categories.js';
 import type { RuntimeConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { ResilientRealtimeModel } from './realtime-retry.js';
+import { deleteSessionRoom } from './room-cleanup.js';
+import { sayGoodbye, scheduleWrapUpNotice } from './session-wrapup.js';
+import { StudentPresence } from './student-presence.js';
+import { withTimeout } from './timeouts.js';
 
 export const AVATAR_IDENTITY = 'bey-avatar-agent';
 
@@ -28,6 +33,7 @@ export type EndReason =
   | 'signal'
   | 'session_error'
   | 'avatar_failed'
+  | 'avatar_timeout'
   | 'startup_failed';
 
 const EXIT_CODE: Record<EndReason, number> = {
@@ -39,6 +45,7 @@ const EXIT_CODE: Record<EndReason, number> = {
   signal: 0,
   session_error: 1,
   avatar_failed: 1,
+  avatar_timeout: 1,
   startup_failed: 1,
 };
 
@@ -124,16 +131,6 @@ export class RoomMissingError extends Error {
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
 function isStudent(p: RemoteParticipant): boolean {
   return p.info.kind === ParticipantKind.STANDARD;
 }
@@ -164,7 +161,8 @@ export interface RunOptions {
   /**
    * > 0: start the avatar as soon as the agent joined, overlapping it with the student's own
    * connection, and end the session (student_join_timeout) if no student joined within that many
-   * seconds of the avatar starting. 0 or unset: start the avatar once the student joined.
+   * seconds of the avatar starting. 0 or unset: start the avatar once the student joined. Either
+   * way the avatar's deadline (avatarJoinTimeoutSeconds) counts from the avatar's start.
    */
   earlyAvatarNoShowSeconds?: number;
   /** Registered signal handlers call this; the entry point wires its stop requests to it. */
@@ -201,8 +199,22 @@ export async function runSession({
   const timers: NodeJS.Timeout[] = [];
   const roomService = new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret);
   let session: voice.AgentSession | undefined;
+  /** Set once the conversation runs (the counselor can speak). */
+  let conversation: voice.AgentSession | undefined;
   let studentIdentity: string | undefined;
   let joined = false;
+  let connecting: Promise<void> | undefined;
+  const presence = new StudentPresence(room, {
+    graceMs: cfg.studentRejoinGraceSeconds * 1000,
+    logger,
+    onGone: (detail) => endSignal.end('student_left', detail),
+  });
+  const avatarWatch = new AvatarWatch(room, {
+    identity: AVATAR_IDENTITY,
+    timeoutMs: cfg.avatarJoinTimeoutSeconds * 1000,
+    logger,
+    onTimeout: (detail) => endSignal.end('avatar_timeout', detail),
+  });
 
   onStopRequest((signal) => {
     logger.info({ signal }, 'stop requested');
@@ -223,23 +235,26 @@ export async function runSession({
         { participant: p.identity, reason: DisconnectReason[p.disconnectReason ?? 0] },
         'participant left',
       );
-      if (studentIdentity && p.identity === studentIdentity) endSignal.end('student_left');
     });
     room.on(RoomEvent.Disconnected, (reason) => {
       logger.info({ reason: DisconnectReason[reason] }, 'disconnected from room');
-      endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
+      // LiveKit closes the room once the student has been gone past its departure timeout.
+      if (presence.away) endSignal.end('student_left', { room_closed: true, disconnect_reason: DisconnectReason[reason] });
+      else endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
     });
 
     let studentResolve!: (id: string) => void;
     const studentJoined = new Promise<string>((r) => (studentResolve = r));
     const onStudent = (p: RemoteParticipant) => {
       studentIdentity = p.identity;
+      presence.follow(p.identity);
       logger.info({ student: p.identity }, 'student joined');
       studentResolve(p.identity);
     };
 
     try {
-      await until(connect());
+      connecting = connect();
+      await until(connecting);
     } catch (err) {
       if (!(err instanceof RoomMissingError)) throw err;
       // The API created the room; if it is already gone (session cancelled before this agent
@@ -268,6 +283,13 @@ export async function runSession({
         if (!studentIdentity) endSignal.end('student_join_timeout');
       }, cfg.studentJoinTimeoutSeconds * 1000),
     );
+    const notice = scheduleWrapUpNotice({
+      maxDurationSeconds: cfg.maxDurationSeconds,
+      noticeSeconds: cfg.wrapUpNoticeSeconds,
+      conversation: () => (presence.away ? undefined : conversation),
+      logger,
+    });
+    if (notice) timers.push(notice);
 
     // Late start: the student may already be in the room.
     for (const p of room.remoteParticipants.values()) {
@@ -277,11 +299,13 @@ export async function runSession({
 
     // Avatar first (it takes over the agent's audio output), then the conversation.
     session = new voice.AgentSession({
-      llm: new openai.realtime.RealtimeModel({
+      llm: new ResilientRealtimeModel({
         model: cfg.openaiRealtimeModel,
         voice: cfg.openaiVoice,
         apiKey: cfg.openaiApiKey,
         ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
+        maxSessionDuration: cfg.realtimeSessionMaxSeconds * 1000,
+        logger,
       }),
     });
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
@@ -318,6 +342,8 @@ export async function runSession({
         throw new Ended();
       }
       logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId, early }, 'avatar started');
+      // Bey accepted the session: from now on its participant must join and publish video in time.
+      avatarWatch.start();
     };
 
     // Early start: the avatar boots while the student is still connecting; a no-show is bounded.
@@ -341,6 +367,7 @@ export async function runSession({
       }),
     );
     logger.info({ event: 'conversation_started', model: cfg.openaiRealtimeModel }, 'conversation started');
+    conversation = session;
 
     session.generateReply({ instructions: greetingInstructions(category, { replacement: target.replacement }) });
     logger.info(
@@ -363,7 +390,10 @@ export async function runSession({
   }, 45_000).unref();
   logger.info({ event: 'session_ending', ...ending.detail, reason: ending.reason }, 'ending session');
   for (const t of timers) clearTimeout(t);
+  presence.stop();
+  avatarWatch.stop();
 
+  if (conversation && ending.reason === 'max_duration' && !presence.away) await sayGoodbye(conversation, logger);
   if (session) {
     try {
       await withTimeout(session.close(), 10_000, 'agent session close');
@@ -371,18 +401,17 @@ export async function runSession({
       logger.warn({ error: String(err) }, 'agent session close failed');
     }
   }
-  // Deleting the room removes the student and the avatar (Bey stops billing) and tells the
-  // backend (room_finished webhook) that the session is over.
-  if (ending.reason !== 'room_missing') {
+  // A stop during the join: let the join finish first, or the deletion would come before it and
+  // the join would recreate the room (LiveKit creates rooms on join).
+  if (!joined && connecting) {
     try {
-      await withTimeout(roomService.deleteRoom(target.roomName), 10_000, 'deleteRoom');
-      logger.info({ event: 'room_deleted' }, 'room deleted');
-    } catch (err) {
-      const msg = String(err);
-      if (/not.?found|404/i.test(msg)) logger.info({ event: 'room_deleted' }, 'room already gone');
-      else logger.error({ error: msg }, 'failed to delete room');
+      await withTimeout(connecting, 10_000, 'room connect');
+      joined = true;
+    } catch {
+      /* not joined (or the room is gone) */
     }
   }
+  if (ending.reason !== 'room_missing') await deleteSessionRoom(roomService, target.roomName, logger);
   if (joined) {
     try {
       await withTimeout(room.disconnect(), 5_000, 'room disconnect');

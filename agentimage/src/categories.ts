@@ -34,7 +34,15 @@ export async function preparedClient(region: string): Promise<DynamoDBClient> {
  * (CategoryError). The SDK reads AWS_ENDPOINT_URL_DYNAMODB itself (local stack only).
  * A given `client` is used and left open; otherwise one is made for this call.
  */
-export async function loadCategory(opts: { table: string; region: string; categoryId: string; client?: DynamoDBClient }): Promise<Category> {
+export async function loadCategory(opts: {
+  table: string;
+  region: string;
+  categoryId: string;
+  client?: DynamoDBClient;
+  /** Aborts the read (e.g. a stop request while the category loads). */
+  signal?: AbortSignal;
+}): Promise<Category> {
+  const timeout = AbortSignal.timeout(15_000);
   const client = opts.client ?? newClient(opts.region);
   try {
     const out = await client.send(
@@ -45,7 +53,7 @@ export async function loadCategory(opts: { table: string; region: string; catego
         ProjectionExpression: 'category_id, #n, system_prompt, enabled',
         ExpressionAttributeNames: { '#n': 'name' },
       }),
-      { abortSignal: AbortSignal.timeout(15_000) },
+      { abortSignal: opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout },
     );
     const item = out.Item;
     if (!item) throw new CategoryError(`unknown category ${opts.categoryId} in table ${opts.table}`);

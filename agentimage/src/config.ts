@@ -1,5 +1,7 @@
 // Environment contract of the agent process (docs/architecture.md, "Agent process contract").
-// Every variable is validated at start; all problems are reported together.
+// VARIABLES is the contract: loadConfig and loadWorkerConfig validate the rows their entry reads (all
+// problems reported together), the log scrubber takes its secrets from it, and infra/templatecheck reads
+// it to check the task definition.
 
 /** What every entry point needs: services, credentials and limits (no per-session values). */
 export interface RuntimeConfig {
@@ -17,6 +19,14 @@ export interface RuntimeConfig {
   openaiVoice: string;
   maxDurationSeconds: number;
   studentJoinTimeoutSeconds: number;
+  /** Deadline for the avatar to join and publish video once Bey accepted the session. */
+  avatarJoinTimeoutSeconds: number;
+  /** How long the student may be gone (reload, network switch) before the session ends. */
+  studentRejoinGraceSeconds: number;
+  /** Seconds before the maximum duration when the counselor mentions the time left; 0 = never. */
+  wrapUpNoticeSeconds: number;
+  /** Lifetime of one OpenAI Realtime connection before the plugin reconnects (OpenAI caps it at 60 min). */
+  realtimeSessionMaxSeconds: number;
 }
 
 /** The direct (cold path) entry: one process started for one session. */
@@ -37,19 +47,84 @@ export interface WorkerConfig extends RuntimeConfig {
   ecsAgentUri?: string;
 }
 
-export const DEFAULT_REALTIME_MODEL = 'gpt-realtime';
-export const DEFAULT_VOICE = 'marin';
-export const DEFAULT_MAX_DURATION_SECONDS = 3600;
-export const DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS = 300;
-export const DEFAULT_AGENT_NAME = 'counselor';
-export const DEFAULT_HEALTH_HOST = '127.0.0.1';
-export const DEFAULT_HEALTH_PORT = 8081;
-export const DEFAULT_EARLY_AVATAR_NO_SHOW_SECONDS = 60;
 /** Upper bound for the duration variables (24 h; also keeps timers far below setTimeout's limit). */
 export const MAX_SECONDS = 86_400;
+/** 55 min: below OpenAI's 60-minute cap, with room for the reply in progress to finish first. */
+export const MAX_REALTIME_SESSION_SECONDS = 3300;
+
+/** The two entry points: `node dist/main.js` (one process per session) and `node dist/worker.js` (warm pool). */
+export type Entry = 'direct' | 'worker';
+
+/**
+ * One variable of the contract. `entry`: read by that entry point only (absent: by both); `required`
+ * applies to the entries that read it. `secret`: scrubbed from every log line, and the deployment must
+ * inject it from Secrets Manager. `seconds`: a whole number from `minSeconds` (default 1) to `maxSeconds`.
+ * `port`: a whole number from 1 to 65535. `url`: the accepted schemes.
+ */
+export interface VariableSpec {
+  entry?: Entry;
+  required?: boolean;
+  secret?: boolean;
+  default?: string | number;
+  seconds?: boolean;
+  minSeconds?: number;
+  maxSeconds?: number;
+  port?: boolean;
+  url?: readonly string[];
+}
+
+/**
+ * Every variable the agent reads. To add one: a row here, then read it in loadConfig and/or
+ * loadWorkerConfig (README table too).
+ */
+export const VARIABLES = {
+  // Per session, direct entry only (the launcher sets them; a worker takes them from the dispatch).
+  SESSION_ID: { entry: 'direct', required: true },
+  ROOM_NAME: { entry: 'direct', required: true },
+  CATEGORY_ID: { entry: 'direct', required: true },
+  LIVEKIT_URL: { required: true, url: ['ws:', 'wss:', 'http:', 'https:'] },
+  LIVEKIT_API_KEY: { required: true, secret: true },
+  LIVEKIT_API_SECRET: { required: true, secret: true },
+  CATEGORIES_TABLE: { required: true },
+  AWS_REGION: { required: true },
+  AWS_ENDPOINT_URL_DYNAMODB: { url: ['http:', 'https:'] },
+  BEY_AVATAR_ID: { required: true },
+  BEY_API_KEY: { required: true, secret: true },
+  BEY_API_URL: { url: ['http:', 'https:'] },
+  OPENAI_API_KEY: { required: true, secret: true },
+  OPENAI_BASE_URL: { url: ['http:', 'https:', 'ws:', 'wss:'] },
+  OPENAI_REALTIME_MODEL: { default: 'gpt-realtime' },
+  OPENAI_VOICE: { default: 'marin' },
+  AGENT_MAX_DURATION_SECONDS: { default: 3600, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: { default: 300, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_AVATAR_JOIN_TIMEOUT_SECONDS: { default: 30, seconds: true, maxSeconds: MAX_SECONDS },
+  // Same as the room's departure timeout (shared/rooms/rooms.go), after which LiveKit closes the room.
+  AGENT_STUDENT_REJOIN_GRACE_SECONDS: { default: 20, seconds: true, maxSeconds: MAX_SECONDS },
+  AGENT_WRAPUP_NOTICE_SECONDS: { default: 120, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
+  // The plugin's own default (20 min); capped below OpenAI's 60-minute session limit.
+  AGENT_REALTIME_SESSION_MAX_SECONDS: { default: 1200, seconds: true, maxSeconds: MAX_REALTIME_SESSION_SECONDS },
+  // Read by the logger before the configuration (an unknown level means info).
+  LOG_LEVEL: { default: 'info' },
+  // Worker entry only.
+  LIVEKIT_AGENT_NAME: { entry: 'worker', default: 'counselor' },
+  AGENT_HEALTH_HOST: { entry: 'worker', default: '127.0.0.1' },
+  AGENT_HEALTH_PORT: { entry: 'worker', default: 8081, port: true },
+  AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: { entry: 'worker', default: 60, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
+  // Set by ECS itself in every task (not by the template).
+  ECS_AGENT_URI: { entry: 'worker', url: ['http:', 'https:'] },
+} as const satisfies Record<string, VariableSpec>;
+
+export type VariableName = keyof typeof VARIABLES;
+
+/** The variables `entry` reads: its own rows and the shared ones. */
+type ReadBy<E extends Entry> = {
+  [K in VariableName]: (typeof VARIABLES)[K] extends { entry: infer X } ? (X extends E ? K : never) : K;
+}[VariableName];
 
 /** Names of the variables that hold secrets: their values are scrubbed from every log line. */
-export const SECRET_VARIABLES = ['LIVEKIT_API_SECRET', 'OPENAI_API_KEY', 'BEY_API_KEY', 'LIVEKIT_API_KEY'] as const;
+export const SECRET_VARIABLES = (Object.keys(VARIABLES) as VariableName[]).filter(
+  (name) => (VARIABLES[name] as VariableSpec).secret,
+);
 
 export class ConfigError extends Error {
   constructor(
@@ -66,75 +141,76 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Collects every problem of one environment, so a single ConfigError can name them all. */
-class EnvReader {
-  readonly missing: string[] = [];
-  readonly invalid: { name: string; reason: string }[] = [];
-  constructor(private readonly env: Env) {}
+/** Required and defaulted variables always have a value; the others may be absent. */
+type Values<E extends Entry> = {
+  [K in ReadBy<E>]: (typeof VARIABLES)[K] extends { required: true } | { default: string | number } ? string : string | undefined;
+};
 
-  required(name: string): string {
-    const v = (this.env[name] ?? '').trim();
-    if (!v) this.missing.push(name);
-    return v;
-  }
+/** The values both entries read. */
+type SharedValues = Pick<Values<'direct'>, ReadBy<'direct'> & ReadBy<'worker'>>;
 
-  optional(name: string): string | undefined {
-    const v = (this.env[name] ?? '').trim();
-    return v ? v : undefined;
-  }
+type Problems = { missing: string[]; invalid: { name: string; reason: string }[] };
 
-  url(name: string, value: string | undefined, protocols: string[]): void {
-    if (!value) return;
-    try {
-      const u = new URL(value);
-      if (!protocols.includes(u.protocol)) this.invalid.push({ name, reason: `scheme must be one of ${protocols.join(' ')}` });
-    } catch {
-      this.invalid.push({ name, reason: 'not a URL' });
+/** Validates every variable `entry` reads against env and returns the values (defaults applied). */
+function readVariables<E extends Entry>(env: Env, entry: E, { missing, invalid }: Problems): Values<E> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of Object.keys(VARIABLES) as VariableName[]) {
+    const spec: VariableSpec = VARIABLES[name];
+    if (spec.entry && spec.entry !== entry) continue;
+    const fallback = spec.default === undefined ? undefined : String(spec.default);
+    const raw = (env[name] ?? '').trim();
+    out[name] = raw || fallback;
+    if (!raw) {
+      if (spec.required) {
+        missing.push(name);
+        out[name] = '';
+      }
+      continue;
+    }
+    const whole = (min: number, max: number, what: string) => {
+      if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+        invalid.push({ name, reason: `must be ${what} between ${min} and ${max}` });
+        out[name] = fallback;
+      }
+    };
+    if (spec.seconds) whole(spec.minSeconds ?? 1, spec.maxSeconds ?? MAX_SECONDS, 'a whole number of seconds');
+    if (spec.port) whole(1, 65535, 'a port number');
+    if (spec.url) {
+      try {
+        if (!spec.url.includes(new URL(raw).protocol)) invalid.push({ name, reason: `scheme must be one of ${spec.url.join(' ')}` });
+      } catch {
+        invalid.push({ name, reason: 'not a URL' });
+      }
     }
   }
-
-  /** A whole number in [min, max]; `def` when unset. */
-  integer(name: string, def: number, min: number, max: number, unit: string): number {
-    const raw = this.optional(name);
-    if (raw === undefined) return def;
-    if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-      this.invalid.push({ name, reason: `must be a whole number of ${unit} between ${min} and ${max}` });
-      return def;
-    }
-    return Number(raw);
-  }
-
-  seconds(name: string, def: number, min = 1): number {
-    return this.integer(name, def, min, MAX_SECONDS, 'seconds');
-  }
-
-  done<T>(cfg: T): T {
-    if (this.missing.length || this.invalid.length) throw new ConfigError(this.missing, this.invalid);
-    return cfg;
-  }
+  return out as Values<E>;
 }
 
-function readRuntime(r: EnvReader): RuntimeConfig {
-  const cfg: RuntimeConfig = {
-    livekitUrl: r.required('LIVEKIT_URL'),
-    livekitApiKey: r.required('LIVEKIT_API_KEY'),
-    livekitApiSecret: r.required('LIVEKIT_API_SECRET'),
-    categoriesTable: r.required('CATEGORIES_TABLE'),
-    awsRegion: r.required('AWS_REGION'),
-    beyAvatarId: r.required('BEY_AVATAR_ID'),
-    beyApiKey: r.required('BEY_API_KEY'),
-    beyApiUrl: r.optional('BEY_API_URL'),
-    openaiApiKey: r.required('OPENAI_API_KEY'),
-    openaiBaseUrl: r.optional('OPENAI_BASE_URL'),
-    openaiRealtimeModel: r.optional('OPENAI_REALTIME_MODEL') ?? DEFAULT_REALTIME_MODEL,
-    openaiVoice: r.optional('OPENAI_VOICE') ?? DEFAULT_VOICE,
-    maxDurationSeconds: r.seconds('AGENT_MAX_DURATION_SECONDS', DEFAULT_MAX_DURATION_SECONDS),
-    studentJoinTimeoutSeconds: r.seconds('AGENT_STUDENT_JOIN_TIMEOUT_SECONDS', DEFAULT_STUDENT_JOIN_TIMEOUT_SECONDS),
+function runtimeConfig(v: SharedValues): RuntimeConfig {
+  return {
+    livekitUrl: v.LIVEKIT_URL,
+    livekitApiKey: v.LIVEKIT_API_KEY,
+    livekitApiSecret: v.LIVEKIT_API_SECRET,
+    categoriesTable: v.CATEGORIES_TABLE,
+    awsRegion: v.AWS_REGION,
+    beyAvatarId: v.BEY_AVATAR_ID,
+    beyApiKey: v.BEY_API_KEY,
+    beyApiUrl: v.BEY_API_URL,
+    openaiApiKey: v.OPENAI_API_KEY,
+    openaiBaseUrl: v.OPENAI_BASE_URL,
+    openaiRealtimeModel: v.OPENAI_REALTIME_MODEL,
+    openaiVoice: v.OPENAI_VOICE,
+    maxDurationSeconds: Number(v.AGENT_MAX_DURATION_SECONDS),
+    studentJoinTimeoutSeconds: Number(v.AGENT_STUDENT_JOIN_TIMEOUT_SECONDS),
+    avatarJoinTimeoutSeconds: Number(v.AGENT_AVATAR_JOIN_TIMEOUT_SECONDS),
+    studentRejoinGraceSeconds: Number(v.AGENT_STUDENT_REJOIN_GRACE_SECONDS),
+    wrapUpNoticeSeconds: Number(v.AGENT_WRAPUP_NOTICE_SECONDS),
+    realtimeSessionMaxSeconds: Number(v.AGENT_REALTIME_SESSION_MAX_SECONDS),
   };
-  r.url('LIVEKIT_URL', cfg.livekitUrl, ['ws:', 'wss:', 'http:', 'https:']);
-  r.url('BEY_API_URL', cfg.beyApiUrl, ['http:', 'https:']);
-  r.url('OPENAI_BASE_URL', cfg.openaiBaseUrl, ['http:', 'https:', 'ws:', 'wss:']);
-  r.url('AWS_ENDPOINT_URL_DYNAMODB', r.optional('AWS_ENDPOINT_URL_DYNAMODB'), ['http:', 'https:']);
+}
+
+function done<T>(cfg: T, { missing, invalid }: Problems): T {
+  if (missing.length || invalid.length) throw new ConfigError(missing, invalid);
   return cfg;
 }
 
@@ -143,35 +219,36 @@ export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Environment of the direct entry (`node dist/main.js`). */
 export function loadConfig(env: Env): AgentConfig {
-  const r = new EnvReader(env);
+  const problems: Problems = { missing: [], invalid: [] };
+  const v = readVariables(env, 'direct', problems);
   const cfg: AgentConfig = {
-    sessionId: r.required('SESSION_ID'),
-    roomName: r.required('ROOM_NAME'),
-    categoryId: r.required('CATEGORY_ID'),
-    ...readRuntime(r),
+    sessionId: v.SESSION_ID,
+    roomName: v.ROOM_NAME,
+    categoryId: v.CATEGORY_ID,
+    ...runtimeConfig(v),
   };
   if (cfg.sessionId && !SESSION_ID_PATTERN.test(cfg.sessionId)) {
-    r.invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
+    problems.invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
   }
-  return r.done(cfg);
+  return done(cfg, problems);
 }
 
 /** Environment of the worker entry (`node dist/worker.js`): no SESSION_ID, ROOM_NAME, CATEGORY_ID. */
 export function loadWorkerConfig(env: Env): WorkerConfig {
-  const r = new EnvReader(env);
+  const problems: Problems = { missing: [], invalid: [] };
+  const v = readVariables(env, 'worker', problems);
   const cfg: WorkerConfig = {
-    ...readRuntime(r),
-    agentName: r.optional('LIVEKIT_AGENT_NAME') ?? DEFAULT_AGENT_NAME,
-    healthHost: r.optional('AGENT_HEALTH_HOST') ?? DEFAULT_HEALTH_HOST,
-    healthPort: r.integer('AGENT_HEALTH_PORT', DEFAULT_HEALTH_PORT, 1, 65535, 'port'),
-    earlyAvatarNoShowSeconds: r.seconds('AGENT_EARLY_AVATAR_NO_SHOW_SECONDS', DEFAULT_EARLY_AVATAR_NO_SHOW_SECONDS, 0),
-    ecsAgentUri: r.optional('ECS_AGENT_URI'),
+    ...runtimeConfig(v),
+    agentName: v.LIVEKIT_AGENT_NAME,
+    healthHost: v.AGENT_HEALTH_HOST,
+    healthPort: Number(v.AGENT_HEALTH_PORT),
+    earlyAvatarNoShowSeconds: Number(v.AGENT_EARLY_AVATAR_NO_SHOW_SECONDS),
+    ecsAgentUri: v.ECS_AGENT_URI,
   };
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.agentName)) {
-    r.invalid.push({ name: 'LIVEKIT_AGENT_NAME', reason: 'only letters, digits, ., - and _ (max 64)' });
+    problems.invalid.push({ name: 'LIVEKIT_AGENT_NAME', reason: 'only letters, digits, ., - and _ (max 64)' });
   }
-  r.url('ECS_AGENT_URI', cfg.ecsAgentUri, ['http:', 'https:']);
-  return r.done(cfg);
+  return done(cfg, problems);
 }
 
 /** Values that must never be written to a log, taken from the environment as given. */

@@ -6,12 +6,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { defineAgent, type JobContext } from '@livekit/agents';
-import { runSession, type SessionResult } from './agent.js';
+import { RoomServiceClient } from 'livekit-server-sdk';
+import { livekitHttpUrl, runSession, type SessionResult } from './agent.js';
 import { CategoryError, loadCategory, preparedClient } from './categories.js';
-import { loadWorkerConfig, secretValues } from './config.js';
+import { loadWorkerConfig, secretValues, type RuntimeConfig } from './config.js';
 import { parseDispatch } from './dispatch.js';
 import { adoptRtcLogger, captureStdout, createLogger, installFrameworkLogger, type SessionFields } from './logger.js';
 import { logProcessEvents } from './processevents.js';
+import { endBeforeStart } from './room-cleanup.js';
+import { StopLatch } from './stop-latch.js';
 
 /**
  * Set by the worker for the job processes it forks: a private directory where a job process
@@ -34,6 +37,13 @@ captureStdout(() => logger);
 // An uncaught exception ends a running session cleanly (room deleted, exit 1).
 let fatalHandler: ((err: unknown) => void) | undefined;
 logProcessEvents(logger, (err) => (fatalHandler ? fatalHandler(err) : process.exit(1)));
+// The worker's stop (SIGTERM, ECS draining the task) reaches this process as the framework's
+// shutdown request (the framework's own handler only starts its entry-shutdown wait). Recorded from
+// the start, so a stop while the category loads still ends the session (room deleted).
+const stopRequests = new StopLatch();
+process.on('message', (msg: { case?: string } | undefined) => {
+  if (msg?.case === 'shutdownRequest') stopRequests.request('shutdown_request');
+});
 
 function writeWorkerFile(name: string, content: string): void {
   const dir = process.env[WORKER_DIR_VARIABLE];
@@ -67,6 +77,7 @@ async function serve(ctx: JobContext): Promise<JobResult> {
       region: cfg.awsRegion,
       categoryId: dispatched.categoryId,
       client: categoriesClient,
+      signal: stopRequests.signal,
     });
   } catch (err) {
     // As in the direct entry: the room is left alone (the backend's join timeout handles it).
@@ -74,19 +85,12 @@ async function serve(ctx: JobContext): Promise<JobResult> {
       logger.fatal({ event: 'config_error', category_id: dispatched.categoryId }, err.message);
       return { reason: 'config_error', exit_code: 3 };
     }
+    if (stopRequests.requested) return stopBeforeStart(cfg, dispatched.roomName, stopRequests.requested);
     logger.fatal({ event: 'categories_unavailable', error: String(err) }, 'could not read the categories table');
     return { reason: 'categories_unavailable', exit_code: 1 };
   }
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
-
-  // The worker's stop (SIGTERM) reaches this process as the framework's shutdown request.
-  let stopHandler: ((signal: string) => void) | undefined;
-  let pendingStop: string | undefined;
-  process.on('message', (msg: { case?: string } | undefined) => {
-    if (msg?.case !== 'shutdownRequest') return;
-    if (stopHandler) stopHandler('shutdown_request');
-    else pendingStop ??= 'shutdown_request';
-  });
+  if (stopRequests.requested) return stopBeforeStart(cfg, dispatched.roomName, stopRequests.requested);
 
   const result: SessionResult = await runSession({
     cfg,
@@ -96,13 +100,21 @@ async function serve(ctx: JobContext): Promise<JobResult> {
     room: ctx.room,
     connect: () => ctx.connect(),
     earlyAvatarNoShowSeconds: cfg.earlyAvatarNoShowSeconds,
-    onStopRequest: (fn) => {
-      stopHandler = fn;
-      if (pendingStop) fn(pendingStop);
-    },
+    onStopRequest: (fn) => stopRequests.onStop(fn),
     onFatal: (fn) => {
       fatalHandler = fn;
     },
+  });
+  return { reason: result.reason, exit_code: result.exitCode };
+}
+
+/** As in the direct entry: the backend asked for the session to end, so the room goes too. */
+async function stopBeforeStart(cfg: RuntimeConfig, roomName: string, reason: string): Promise<JobResult> {
+  const result = await endBeforeStart({
+    roomService: new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret),
+    roomName,
+    signal: reason,
+    logger,
   });
   return { reason: result.reason, exit_code: result.exitCode };
 }

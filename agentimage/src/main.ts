@@ -1,11 +1,12 @@
 // Entry point: node dist/main.js. Exit codes: 0 session over, 1 runtime failure,
 // 2 invalid environment, 3 unknown/disabled category.
-import { CategoryError, loadCategory } from './categories.js';
+import { stopRequests } from './stop-requests.js'; // first: SIGTERM handling from the very start
 import { ConfigError, loadConfig, secretValues } from './config.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger } from './logger.js';
 import { logProcessEvents } from './processevents.js';
-import { directConnect, runSession, withTimeout } from './agent.js';
-import { Room, dispose } from '@livekit/rtc-node';
+import { withTimeout } from './timeouts.js';
+// The heavy modules (LiveKit Agents, the AWS SDK) are imported below, after the signal handlers are
+// in place: loading them takes seconds, during which a SIGTERM would otherwise kill the process.
 
 async function main(): Promise<number> {
   const env = process.env;
@@ -31,16 +32,6 @@ async function main(): Promise<number> {
     throw err;
   }
 
-  // Stop requests before the session started are remembered and honoured as soon as it runs.
-  let stopHandler: ((signal: string) => void) | undefined;
-  let pendingSignal: string | undefined;
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => {
-      if (stopHandler) stopHandler(sig);
-      else pendingSignal ??= sig;
-    });
-  }
-
   logger.info(
     {
       event: 'agent_starting',
@@ -54,47 +45,69 @@ async function main(): Promise<number> {
     'agent starting',
   );
 
+  const [{ CategoryError, loadCategory }, { directConnect, livekitHttpUrl, runSession }, { endBeforeStart }, { RoomServiceClient }, { Room, dispose }] =
+    await Promise.all([
+      import('./categories.js'),
+      import('./agent.js'),
+      import('./room-cleanup.js'),
+      import('livekit-server-sdk'),
+      import('@livekit/rtc-node'),
+    ]);
+  const exit = async (result: { reason: string; exitCode: number }) => {
+    try {
+      await withTimeout(dispose(), 5_000, 'rtc dispose');
+    } catch {
+      /* exiting anyway */
+    }
+    logger.info({ event: 'agent_exit', reason: result.reason, exit_code: result.exitCode }, 'agent exiting');
+    return result.exitCode;
+  };
+  // A stop before the session runs (category loading, or right after) still ends it: room deleted.
+  const stopBeforeStart = async (signal: string) =>
+    exit(
+      await endBeforeStart({
+        roomService: new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret),
+        roomName: cfg.roomName,
+        signal,
+        logger,
+      }),
+    );
   let category;
   try {
-    category = await loadCategory({ table: cfg.categoriesTable, region: cfg.awsRegion, categoryId: cfg.categoryId });
+    category = await loadCategory({
+      table: cfg.categoriesTable,
+      region: cfg.awsRegion,
+      categoryId: cfg.categoryId,
+      signal: stopRequests.signal,
+    });
   } catch (err) {
     if (err instanceof CategoryError) {
       logger.fatal({ event: 'config_error', category_id: cfg.categoryId }, err.message);
       return 3;
     }
+    if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
     logger.fatal({ event: 'categories_unavailable', error: String(err) }, 'could not read the categories table');
     return 1;
   }
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
-  if (pendingSignal) {
-    logger.info({ signal: pendingSignal }, 'stop requested before start');
-    return 0;
-  }
+  if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
 
   const target = { sessionId: cfg.sessionId, roomName: cfg.roomName };
   const room = new Room();
-  const result = await runSession({
-    cfg,
-    target,
-    category,
-    logger,
-    room,
-    connect: directConnect(cfg, target, room),
-    onStopRequest: (fn) => {
-      stopHandler = fn;
-      if (pendingSignal) fn(pendingSignal);
-    },
-    onFatal: (fn) => {
-      fatalHandler = fn;
-    },
-  });
-  try {
-    await withTimeout(dispose(), 5_000, 'rtc dispose');
-  } catch {
-    /* exiting anyway */
-  }
-  logger.info({ event: 'agent_exit', reason: result.reason, exit_code: result.exitCode }, 'agent exiting');
-  return result.exitCode;
+  return exit(
+    await runSession({
+      cfg,
+      target,
+      category,
+      logger,
+      room,
+      connect: directConnect(cfg, target, room),
+      onStopRequest: (fn) => stopRequests.onStop(fn),
+      onFatal: (fn) => {
+        fatalHandler = fn;
+      },
+    }),
+  );
 }
 
 main().then(

@@ -2,13 +2,14 @@
 // to LIVEKIT_AGENT_NAME) that accepts exactly ONE job, runs it in a job process (job.ts), and
 // exits so ECS starts a fresh task. Exit codes: 0 session over (or stopped while idle), 1 runtime
 // failure, 2 invalid environment, 3 unknown/disabled category.
+import { stopRequests } from './stop-requests.js'; // first: SIGTERM handling from the very start
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentServer, ServerOptions, WorkerPermissions, type JobRequest } from '@livekit/agents';
 import { TrackSource } from 'livekit-server-sdk';
-import { AGENT_NAME, agentIdentity, withTimeout } from './agent.js';
+import { AGENT_NAME, agentIdentity } from './agent.js';
 import { ConfigError, loadWorkerConfig, secretValues, type WorkerConfig } from './config.js';
 import { DispatchError, parseDispatch, type DispatchedSession } from './dispatch.js';
 import { IDLE_READY_FILE, JOB_RESULT_FILE, WORKER_DIR_VARIABLE, type JobResult } from './job.js';
@@ -16,6 +17,7 @@ import { disableLocalInference, noReplacementIdleProcess } from './frameworktrim
 import { adoptRtcLogger, createLogger, installFrameworkLogger, scrubber, type Logger, type SessionFields } from './logger.js';
 import { logProcessEvents } from './processevents.js';
 import { protectionMinutes, protectTask } from './taskprotection.js';
+import { withTimeout } from './timeouts.js';
 
 /** From accept to the job running in its process (the server's assignment included). */
 const JOB_START_TIMEOUT_MS = 30_000;
@@ -230,9 +232,14 @@ async function main(): Promise<void> {
     },
     'worker starting',
   );
+  if (stopRequests.requested) {
+    // Stopped while starting: no job was taken, nothing to clean up.
+    logger.info({ event: 'worker_exit', exit_code: 0, signal: stopRequests.requested }, 'stop requested before start; worker exiting');
+    process.exit(0);
+  }
   const w = (worker = new OneJobWorker(cfg, logger, session));
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => w.stop(sig));
   w.run();
+  stopRequests.onStop((sig) => w.stop(sig));
 }
 
 main().catch((err) => {

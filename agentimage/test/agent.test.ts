@@ -2,181 +2,33 @@
 // DynamoDB Local, the stand-in Realtime server and the stand-in Bey API/avatar.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import {
-  ParticipantKind,
-  Room,
-  RoomEvent,
-  TrackKind,
-  VideoStream,
-  dispose,
-  type RemoteTrack,
-} from '@livekit/rtc-node';
+import { ParticipantKind } from '@livekit/rtc-node';
 import { TokenVerifier } from 'livekit-server-sdk';
-import { BeyStandin } from '../src/standins/bey.js';
+import type { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin } from '../src/standins/realtime.js';
-import { adoptRtcLogger } from '../src/logger.js';
-import {
-  AGENT_DIR,
-  AgentProcess,
-  publishMic,
-  seedCategories,
-  startDynamo,
-  startLivekit,
-  studentToken,
-  waitUntil,
-  type Dynamo,
-  type Livekit,
-} from './harness.js';
+import { AGENT_DIR, publishMic, waitUntil, type Livekit } from './harness.js';
+import { AVATAR_ID, AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, CAT_DISABLED, OPENAI_KEY } from './fixture.js';
 
-const TABLE = 'categories-test';
-const CAT_ACADEMIC = {
-  category_id: randomUUID(),
-  name: 'Academic Advising',
-  system_prompt: 'You are ACADEMIC-PROMPT-7f3a, a counselor who helps students plan courses.',
-  enabled: true,
-};
-const CAT_CAREER = {
-  category_id: randomUUID(),
-  name: 'Career Guidance',
-  system_prompt: 'You are CAREER-PROMPT-91bc, a counselor who helps students with internships.',
-  enabled: true,
-};
-const CAT_DISABLED = {
-  category_id: randomUUID(),
-  name: 'Retired Topic',
-  system_prompt: 'You are DISABLED-PROMPT.',
-  enabled: false,
-};
-const AVATAR_ID = 'b9be11b8-89fb-4227-8f86-4a881393cbdb';
-const OPENAI_KEY = 'sk-test-openai-5e1f0c2a9d';
-const BEY_KEY = 'bey-test-key-77d3a1c0';
-
+const stack = new AgentStack();
 let lk: Livekit;
-let ddb: Dynamo;
 let realtime: RealtimeStandin;
 let bey: BeyStandin;
-const agents: AgentProcess[] = [];
-const students: Room[] = [];
-
-function agentEnv(sessionId: string, roomName: string, categoryId: string, extra: Record<string, string> = {}) {
-  return {
-    SESSION_ID: sessionId,
-    ROOM_NAME: roomName,
-    CATEGORY_ID: categoryId,
-    LIVEKIT_URL: lk.url,
-    LIVEKIT_API_KEY: lk.apiKey,
-    LIVEKIT_API_SECRET: lk.apiSecret,
-    CATEGORIES_TABLE: TABLE,
-    AWS_REGION: 'us-east-1',
-    AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    BEY_AVATAR_ID: AVATAR_ID,
-    BEY_API_KEY: BEY_KEY,
-    BEY_API_URL: bey.url,
-    OPENAI_API_KEY: OPENAI_KEY,
-    OPENAI_BASE_URL: realtime.baseUrl,
-    ...extra,
-  };
-}
-
-function startAgent(env: Record<string, string>): AgentProcess {
-  const a = new AgentProcess(env);
-  agents.push(a);
-  return a;
-}
-
-async function createRoom(): Promise<{ sessionId: string; roomName: string }> {
-  const sessionId = randomUUID();
-  const roomName = `video-${sessionId}`;
-  await lk.rooms.createRoom({ name: roomName, maxParticipants: 3, emptyTimeout: 600, departureTimeout: 5 });
-  return { sessionId, roomName };
-}
-
-interface Student {
-  room: Room;
-  identity: string;
-  videoFrom: Set<string>;
-  transcripts: string[];
-  frames: number;
-}
-
-async function joinStudent(roomName: string): Promise<Student> {
-  const identity = randomUUID(); // a Cognito sub
-  const room = new Room();
-  students.push(room);
-  const s: Student = { room, identity, videoFrom: new Set(), transcripts: [], frames: 0 };
-  room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub, participant) => {
-    if (track.kind === TrackKind.KIND_VIDEO) {
-      s.videoFrom.add(participant.identity);
-      void (async () => {
-        for await (const _ of new VideoStream(track)) {
-          s.frames++;
-          if (s.frames >= 3) break;
-        }
-      })().catch(() => undefined);
-    }
-  });
-  room.registerTextStreamHandler('lk.transcription', async (reader) => {
-    try {
-      s.transcripts.push(await reader.readAll());
-    } catch {
-      // The room closed while a transcript was streaming (the session is ending): nothing to keep.
-    }
-  });
-  await room.connect(lk.url, await studentToken(lk, roomName, identity), { autoSubscribe: true, dynacast: false });
-  return s;
-}
-
-async function roomExists(name: string): Promise<boolean> {
-  return (await lk.rooms.listRooms([name])).some((r) => r.name === name);
-}
-
-function assertCleanLogs(a: AgentProcess, sessionId: string): void {
-  if (process.env.AGENT_LOG_DIR) writeFileSync(join(process.env.AGENT_LOG_DIR, `agent-${sessionId}.log`), a.stdout + '\n--- stderr ---\n' + a.stderr);
-  const lines = a.lines();
-  assert.ok(lines.length > 0, 'agent logged nothing');
-  for (const l of lines) {
-    assert.notEqual(l.level, 'NOT_JSON', `non-JSON log line: ${l.msg}`);
-    assert.equal(l.session_id, sessionId, `log line without this session id: ${JSON.stringify(l).slice(0, 300)}`);
-  }
-  for (const l of a.stderr.split('\n').filter((x) => x.trim())) {
-    assert.doesNotThrow(() => JSON.parse(l), `non-JSON stderr line: ${l}`);
-  }
-  for (const secret of [lk.apiSecret, OPENAI_KEY, BEY_KEY]) {
-    assert.ok(!a.stdout.includes(secret), 'a secret appears in stdout');
-    assert.ok(!a.stderr.includes(secret), 'a secret appears in stderr');
-  }
-}
+const agentEnv = stack.agentEnv.bind(stack);
+const startAgent = stack.startAgent.bind(stack);
+const createRoom = stack.createRoom.bind(stack);
+const joinStudent = stack.joinStudent.bind(stack);
+const roomExists = stack.roomExists.bind(stack);
+const assertCleanLogs = stack.assertCleanLogs.bind(stack);
 
 before(async () => {
-  adoptRtcLogger(null, 'warn');
-  // Start both even if one fails, so after() can stop whatever did start.
-  const [l, d] = await Promise.allSettled([startLivekit(), startDynamo()]);
-  if (l.status === 'fulfilled') lk = l.value;
-  if (d.status === 'fulfilled') ddb = d.value;
-  if (l.status === 'rejected') throw l.reason;
-  if (d.status === 'rejected') throw d.reason;
-  await seedCategories(ddb.client, TABLE, [CAT_ACADEMIC, CAT_CAREER, CAT_DISABLED]);
-  realtime = new RealtimeStandin({ paceFactor: 0.25, replySeconds: 3 });
-  bey = new BeyStandin({ expectedApiKey: BEY_KEY });
-  await realtime.listen();
-  await bey.listen();
+  await stack.start();
+  ({ lk, realtime, bey } = stack);
 });
 
-after(async () => {
-  await Promise.all(agents.map((a) => a.kill()));
-  for (const s of students) await s.disconnect().catch(() => undefined);
-  await bey?.close();
-  await realtime?.close();
-  await dispose();
-  await lk?.stop();
-  await ddb?.stop();
-});
+after(() => stack.stop());
 
 describe('agent session', () => {
   test('full session: prompt, avatar request, audio to avatar, barge-in, video to student, cleanup on leave', async () => {

@@ -29,6 +29,10 @@ describe('loadConfig', () => {
     assert.equal(cfg.openaiVoice, 'marin');
     assert.equal(cfg.beyApiUrl, undefined);
     assert.equal(cfg.openaiBaseUrl, undefined);
+    assert.equal(cfg.avatarJoinTimeoutSeconds, 30);
+    assert.equal(cfg.studentRejoinGraceSeconds, 20);
+    assert.equal(cfg.wrapUpNoticeSeconds, 120);
+    assert.equal(cfg.realtimeSessionMaxSeconds, 1200);
   });
 
   test('reads optional variables', () => {
@@ -40,7 +44,15 @@ describe('loadConfig', () => {
       BEY_API_URL: 'http://127.0.0.1:8',
       AGENT_MAX_DURATION_SECONDS: '900',
       AGENT_STUDENT_JOIN_TIMEOUT_SECONDS: '60',
+      AGENT_AVATAR_JOIN_TIMEOUT_SECONDS: '45',
+      AGENT_STUDENT_REJOIN_GRACE_SECONDS: '25',
+      AGENT_WRAPUP_NOTICE_SECONDS: '0',
+      AGENT_REALTIME_SESSION_MAX_SECONDS: '3300',
     });
+    assert.equal(cfg.avatarJoinTimeoutSeconds, 45);
+    assert.equal(cfg.studentRejoinGraceSeconds, 25);
+    assert.equal(cfg.wrapUpNoticeSeconds, 0, '0 turns the notice off');
+    assert.equal(cfg.realtimeSessionMaxSeconds, 3300);
     assert.equal(cfg.openaiRealtimeModel, 'gpt-realtime-mini');
     assert.equal(cfg.openaiVoice, 'cedar');
     assert.equal(cfg.maxDurationSeconds, 900);
@@ -69,6 +81,16 @@ describe('loadConfig', () => {
       assert.throws(() => loadConfig({ ...FULL, AGENT_MAX_DURATION_SECONDS: bad }), ConfigError, bad);
     }
     assert.equal(loadConfig({ ...FULL, AGENT_MAX_DURATION_SECONDS: '86400' }).maxDurationSeconds, 86400);
+    for (const name of ['AGENT_AVATAR_JOIN_TIMEOUT_SECONDS', 'AGENT_STUDENT_REJOIN_GRACE_SECONDS']) {
+      assert.throws(() => loadConfig({ ...FULL, [name]: '0' }), ConfigError, name);
+    }
+    assert.throws(() => loadConfig({ ...FULL, AGENT_WRAPUP_NOTICE_SECONDS: '-1' }), ConfigError);
+  });
+
+  test('a Realtime connection must stay under the 60-minute OpenAI session cap', () => {
+    for (const bad of ['0', '3301', '3600']) {
+      assert.throws(() => loadConfig({ ...FULL, AGENT_REALTIME_SESSION_MAX_SECONDS: bad }), /AGENT_REALTIME_SESSION_MAX_SECONDS \(must be a whole number of seconds between 1 and 3300\)/, bad);
+    }
   });
 
   test('the log scrubber removes secret values', () => {

@@ -1,11 +1,11 @@
 // Real local components for the tests: livekit-server (loopback only, generated config and
 // keys) and DynamoDB Local (official jar), plus a wrapper around the agent process.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
@@ -22,6 +22,8 @@ export const AGENT_DIR = resolve(here, '..', '..');
 export const AGENT_ENTRY = process.env.AGENT_ENTRY || join(AGENT_DIR, 'dist', 'main.js');
 /** The worker entry beside it (warm pool). */
 export const WORKER_ENTRY = join(dirname(AGENT_ENTRY), 'worker.js');
+/** AGENT_IMAGE runs each agent in a container of that image instead (infra/scripts/test-agent-image.sh). */
+export const AGENT_IMAGE = process.env.AGENT_IMAGE || '';
 export const REPO_ROOT = resolve(AGENT_DIR, '..');
 
 export function sleep(ms: number): Promise<void> {
@@ -247,24 +249,40 @@ export class AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: number | null | undefined;
 
+  /** The container's name when AGENT_IMAGE is set (killGroup() kills the container). */
+  private readonly container?: string;
+
   /**
    * `entry` defaults to the direct entry; `detached` puts the process (and its children: a
    * worker's job processes) in a process group of its own, so killGroup() can kill them all.
    */
   constructor(env: Record<string, string>, opts: { entry?: string; detached?: boolean } = {}) {
     const entry = opts.entry ?? AGENT_ENTRY;
-    this.child = spawn(process.execPath, [entry], {
-      cwd: dirname(dirname(entry)),
-      detached: opts.detached ?? false,
-      // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ...(process.env.NODE_ENV ? { NODE_ENV: process.env.NODE_ENV } : {}),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
+    const childEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.NODE_ENV ? { NODE_ENV: process.env.NODE_ENV } : {}),
+      ...env,
+    };
+    if (AGENT_IMAGE) {
+      // As ECS runs the task: an init as PID 1 (initProcessEnabled) relays signals; the host network
+      // reaches the loopback components; `-e NAME` passes only the contract's variables, by name.
+      // Another entry than the image's CMD (dist/main.js) is given as the command, as a task
+      // definition's `command` would.
+      this.container = `counselvideo-agent-test-${randomUUID()}`;
+      const docker = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DOCKER_'))) as Record<string, string>;
+      const command = entry === AGENT_ENTRY ? [] : ['node', `dist/${basename(entry)}`];
+      const args = ['run', '--rm', '--init', '--name', this.container, '--network', 'host', ...Object.keys(env).flatMap((k) => ['-e', k]), AGENT_IMAGE, ...command];
+      this.child = spawn('docker', args, { env: { ...docker, ...childEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    } else {
+      this.child = spawn(process.execPath, [entry], {
+        cwd: dirname(dirname(entry)),
+        detached: opts.detached ?? false,
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((r) =>
@@ -326,10 +344,23 @@ export class AgentProcess {
     await stopChild(this.child);
   }
 
-  /** SIGKILL to the whole process group (needs `detached`): a worker dying with its job. */
+  /** The agent's processes (the entry and its descendants): from /proc, or `docker top` for a container (its init left out). */
+  processes(): ProcInfo[] {
+    if (!this.container) return processTree(this.pid);
+    const top = spawnSync('docker', ['top', this.container, '-o', 'pid,ppid,rss,args'], { encoding: 'utf8' });
+    return top.stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/))
+      .filter((m): m is RegExpMatchArray => m !== null && !/docker-init|tini/.test(m[4]))
+      .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), rssKb: Number(m[3]), cmdline: m[4] }));
+  }
+
+  /** SIGKILL to the whole process group (needs `detached`), or the container: a worker dying with its job. */
   async killGroup(): Promise<void> {
     if (this.exitCode !== undefined) return;
-    process.kill(-this.pid, 'SIGKILL');
+    if (this.container) spawnSync('docker', ['kill', '--signal', 'KILL', this.container], { stdio: 'ignore' });
+    else process.kill(-this.pid, 'SIGKILL');
     await this.exited;
   }
 }

@@ -32,3 +32,16 @@ test('node dist/standins/main.js prints one ready line with its URLs and stops o
   }
   assert.equal(await exited, 0, out);
 });
+
+test('an unknown avatar behaviour is refused at start (exit 2)', async () => {
+  const child = spawn(process.execPath, [join(AGENT_DIR, 'dist/standins/main.js'), '--bey-avatar', 'sometimes'], {
+    env: { PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  assert.equal(code, 2, out);
+  assert.match(out, /invalid avatar behaviour/);
+  assert.ok(!out.includes('standins_ready'));
+});

@@ -17,7 +17,6 @@ import {
   AgentProcess,
   WORKER_ENTRY,
   freePort,
-  processTree,
   publishMic,
   runtimeEnv,
   seedCategories,
@@ -114,6 +113,8 @@ async function startWorker(agentName: string, extra: Record<string, string> = {}
       }),
       LIVEKIT_AGENT_NAME: agentName,
       AGENT_HEALTH_PORT: String(await freePort()),
+      // A student who leaves ends the session soon (the rejoin grace itself is tested in resilience.test.ts).
+      AGENT_STUDENT_REJOIN_GRACE_SECONDS: '2',
       ...extra,
     },
     { entry: WORKER_ENTRY, detached: true },
@@ -290,7 +291,7 @@ describe('pool worker', () => {
       await waitUntil(() => avatar()?.segments[0]?.ack === 'ok', 'greeting played by the avatar');
       assert.equal(avatar()!.segments[0].from, `agent-${sessionId}`);
       // Memory: the worker and its job process only (no inference process, no replacement idle process).
-      const tree = processTree(w.proc.pid);
+      const tree = w.proc.processes();
       assert.equal(tree.length, 2, `processes: ${tree.map((p) => p.cmdline).join('\n')}`);
       assert.ok(tree.some((p) => p.cmdline.includes('job_proc_lazy_main')), 'no job process');
       stopMic();

@@ -21,7 +21,9 @@ func main() {
 	edge.ExitIf(log, err)
 	sw, err := app.NewSweeper(cfg, awsCfg, app.Deps{Log: log})
 	edge.ExitIf(log, err)
-	// The schedule's event carries nothing the sweeper needs.
+	// The schedule's event carries nothing the sweeper needs. Failures of single sessions are in the
+	// report of a successful invocation; only a run that could examine nothing returns an error (a
+	// failed invocation is retried by the scheduler and would overlap the next run).
 	lambda.Start(func(ctx context.Context) (sweeper.Report, error) {
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
 			ctx = logging.With(ctx, log, "request_id", lc.AwsRequestID)

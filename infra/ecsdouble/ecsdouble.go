@@ -9,15 +9,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 )
 
 const targetPrefix = "AmazonEC2ContainerServiceV20141113."
 
-// Server records RunTask and StopTask calls.
+// Server records RunTask, StopTask and ListTasks calls and keeps the tasks it started.
 type Server struct {
 	*httptest.Server
 
@@ -25,12 +27,21 @@ type Server struct {
 	runs    []ecs.RunTaskInput
 	stops   []ecs.StopTaskInput
 	byToken map[string]string
-	failAll string // "error" or "failure": how every RunTask fails
+	tasks   map[string]*task // by ARN
+	failAll string           // "error" or "failure": how every RunTask fails
+	// runWait, when set, runs after a RunTask started its task and before it answers (a slow or
+	// held ECS: the task exists although the caller may give up waiting).
+	runWait func(*http.Request)
 	n       int
 }
 
+type task struct {
+	cluster, startedBy string
+	stopped            bool
+}
+
 func New() *Server {
-	s := &Server{byToken: map[string]string{}}
+	s := &Server{byToken: map[string]string{}, tasks: map[string]*task{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -41,6 +52,41 @@ func (s *Server) FailRunTask(mode string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failAll = mode
+}
+
+// DelayRunTask makes every RunTask start its task at once but answer only after d (or when the
+// caller gives up): the task runs although the caller's deadline may pass first. 0 restores.
+func (s *Server) DelayRunTask(d time.Duration) {
+	if d <= 0 {
+		s.setRunWait(nil)
+		return
+	}
+	s.setRunWait(func(r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+	})
+}
+
+// HoldRunTask makes RunTask start its task and then wait for release before answering (or until the
+// caller gives up). Once released, RunTask answers at once again; calling release twice is fine.
+func (s *Server) HoldRunTask() (release func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	s.setRunWait(func(r *http.Request) {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+	})
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+func (s *Server) setRunWait(f func(*http.Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runWait = f
 }
 
 // RunTasks returns the RunTask requests received so far.
@@ -57,11 +103,31 @@ func (s *Server) StopTasks() []ecs.StopTaskInput {
 	return append([]ecs.StopTaskInput(nil), s.stops...)
 }
 
-// Reset forgets recorded calls and failure modes.
+// Running returns the ARNs of started, not stopped tasks whose startedBy is startedBy.
+func (s *Server) Running(startedBy string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.list("", startedBy, false)
+}
+
+// list returns matching task ARNs, sorted; cluster "" matches any cluster.
+func (s *Server) list(cluster, startedBy string, stopped bool) []string {
+	var out []string
+	for arn, t := range s.tasks {
+		if (cluster == "" || t.cluster == cluster) && (startedBy == "" || t.startedBy == startedBy) && t.stopped == stopped {
+			out = append(out, arn)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Reset forgets recorded calls, tasks and failure modes.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.runs, s.stops, s.failAll = nil, nil, ""
+	s.runs, s.stops, s.failAll, s.runWait = nil, nil, "", nil
+	s.tasks = map[string]*task{}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -71,46 +137,79 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch op {
 	case "RunTask":
-		var in ecs.RunTaskInput
-		if err := json.Unmarshal(body, &in); err != nil {
-			writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
-			return
-		}
-		s.runs = append(s.runs, in)
-		switch s.failAll {
-		case "error":
-			writeErr(w, http.StatusInternalServerError, "ServerException", "injected failure")
-			return
-		case "failure":
-			writeJSON(w, map[string]any{"tasks": []any{}, "failures": []any{map[string]any{"reason": "RESOURCE:CAPACITY", "detail": "injected"}}})
-			return
-		}
-		token := ""
-		if in.ClientToken != nil {
-			token = *in.ClientToken
-		}
-		arn, seen := s.byToken[token]
-		if !seen || token == "" {
-			s.n++
-			arn = fmt.Sprintf("arn:aws:ecs:us-east-1:000000000000:task/%s/%032d", deref(in.Cluster), s.n)
-			s.byToken[token] = arn
-		}
-		writeJSON(w, map[string]any{"tasks": []any{map[string]any{"taskArn": arn, "lastStatus": "PROVISIONING", "startedBy": deref(in.StartedBy)}}, "failures": []any{}})
+		s.runTask(w, r, body)
 	case "StopTask":
 		var in ecs.StopTaskInput
-		if err := json.Unmarshal(body, &in); err != nil {
-			writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		if !decode(w, body, &in) {
 			return
 		}
+		s.mu.Lock()
 		s.stops = append(s.stops, in)
+		if t, ok := s.tasks[deref(in.Task)]; ok {
+			t.stopped = true
+		}
+		s.mu.Unlock()
 		writeJSON(w, map[string]any{"task": map[string]any{"taskArn": deref(in.Task), "desiredStatus": "STOPPED"}})
+	case "ListTasks":
+		var in ecs.ListTasksInput
+		if !decode(w, body, &in) {
+			return
+		}
+		// ECS lists tasks whose desired status is RUNNING unless asked for STOPPED ones.
+		s.mu.Lock()
+		arns := s.list(deref(in.Cluster), deref(in.StartedBy), in.DesiredStatus == "STOPPED")
+		s.mu.Unlock()
+		if arns == nil {
+			arns = []string{}
+		}
+		writeJSON(w, map[string]any{"taskArns": arns})
 	default:
 		writeErr(w, http.StatusBadRequest, "InvalidParameterException", "unsupported operation "+op)
 	}
+}
+
+func (s *Server) runTask(w http.ResponseWriter, r *http.Request, body []byte) {
+	var in ecs.RunTaskInput
+	if !decode(w, body, &in) {
+		return
+	}
+	s.mu.Lock()
+	s.runs = append(s.runs, in)
+	switch s.failAll {
+	case "error":
+		s.mu.Unlock()
+		writeErr(w, http.StatusInternalServerError, "ServerException", "injected failure")
+		return
+	case "failure":
+		s.mu.Unlock()
+		writeJSON(w, map[string]any{"tasks": []any{}, "failures": []any{map[string]any{"reason": "RESOURCE:CAPACITY", "detail": "injected"}}})
+		return
+	}
+	token := deref(in.ClientToken)
+	arn, seen := s.byToken[token]
+	if !seen || token == "" {
+		s.n++
+		arn = fmt.Sprintf("arn:aws:ecs:us-east-1:000000000000:task/%s/%032d", deref(in.Cluster), s.n)
+		s.byToken[token] = arn
+		s.tasks[arn] = &task{cluster: deref(in.Cluster), startedBy: deref(in.StartedBy)}
+	}
+	wait := s.runWait
+	s.mu.Unlock()
+	if wait != nil {
+		wait(r)
+	}
+	writeJSON(w, map[string]any{"tasks": []any{map[string]any{"taskArn": arn, "lastStatus": "PROVISIONING", "startedBy": deref(in.StartedBy)}}, "failures": []any{}})
+}
+
+// decode reads a request into the SDK's own input type; false means it answered the error.
+func decode(w http.ResponseWriter, body []byte, in any) bool {
+	if err := json.Unmarshal(body, in); err != nil {
+		writeErr(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		return false
+	}
+	return true
 }
 
 func deref(p *string) string {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -147,5 +148,89 @@ func TestRejectsNonECSRequests(t *testing.T) {
 	}
 	if len(s.RunTasks()) != 0 {
 		t.Error("rejected requests recorded")
+	}
+}
+
+// TestRunTaskTimeoutOverTheWire: ECS starts the task but answers after the launcher's deadline; the
+// launcher finds it with ListTasks(startedBy) and stops it, so nothing runs for the failed launch.
+func TestRunTaskTimeoutOverTheWire(t *testing.T) {
+	s := New()
+	defer s.Close()
+	l := agents.NewECSLauncher(client(s), cfg)
+	s.DelayRunTask(agents.RunTaskTimeout + 5*time.Second)
+	defer s.DelayRunTask(0)
+
+	if _, err := l.Launch(context.Background(), session("s-slow")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Launch: %v, want the deadline", err)
+	}
+	if len(s.RunTasks()) != 1 {
+		t.Fatalf("%d RunTask requests", len(s.RunTasks()))
+	}
+	if running := s.Running("s-slow"); len(running) != 0 {
+		t.Fatalf("still running after the failed launch: %v", running)
+	}
+	stops := s.StopTasks()
+	if len(stops) != 1 || !strings.Contains(aws.ToString(stops[0].Reason), "s-slow") {
+		t.Fatalf("stops %+v", stops)
+	}
+}
+
+// TestListTasksAndHold: ListTasks filters by cluster, startedBy and desired status as ECS does; a held
+// RunTask has started its task before it answers.
+func TestListTasksAndHold(t *testing.T) {
+	s := New()
+	defer s.Close()
+	c := client(s)
+	l := agents.NewECSLauncher(c, cfg)
+	ctx := context.Background()
+	release := s.HoldRunTask()
+	done := make(chan string)
+	go func() {
+		arn, _ := l.Launch(ctx, session("s-held"))
+		done <- arn
+	}()
+	for deadline := time.Now().Add(10 * time.Second); len(s.Running("s-held")) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("held RunTask never started its task")
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("held RunTask answered before release")
+	default:
+	}
+	release()
+	arn := <-done
+	if arn == "" || s.Running("s-held")[0] != arn {
+		t.Fatalf("launch %q, running %v", arn, s.Running("s-held"))
+	}
+	other, err := l.Launch(ctx, session("s-other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(in *ecs.ListTasksInput) []string {
+		out, err := c.ListTasks(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.TaskArns
+	}
+	if got := list(&ecs.ListTasksInput{Cluster: aws.String("agents"), StartedBy: aws.String("s-held")}); len(got) != 1 || got[0] != arn {
+		t.Errorf("by startedBy: %v", got)
+	}
+	if got := list(&ecs.ListTasksInput{Cluster: aws.String("agents")}); len(got) != 2 {
+		t.Errorf("whole cluster: %v", got)
+	}
+	if got := list(&ecs.ListTasksInput{Cluster: aws.String("elsewhere")}); len(got) != 0 {
+		t.Errorf("other cluster: %v", got)
+	}
+	if err := l.Stop(ctx, other, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(&ecs.ListTasksInput{Cluster: aws.String("agents"), StartedBy: aws.String("s-other")}); len(got) != 0 {
+		t.Errorf("stopped task still listed as running: %v", got)
+	}
+	if got := list(&ecs.ListTasksInput{Cluster: aws.String("agents"), DesiredStatus: types.DesiredStatusStopped}); len(got) != 1 || got[0] != other {
+		t.Errorf("stopped tasks: %v", got)
 	}
 }

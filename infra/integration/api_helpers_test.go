@@ -81,6 +81,12 @@ type apiServer struct {
 // startAPI serves the real API handler, built by the same wiring as the Lambda, on a loopback port.
 func startAPI(t *testing.T, overrides map[string]string) *apiServer {
 	t.Helper()
+	return startAPIWith(t, overrides, app.Deps{})
+}
+
+// startAPIWith is startAPI with components replaced (deps.Log is always the test's buffer).
+func startAPIWith(t *testing.T, overrides map[string]string, deps app.Deps) *apiServer {
+	t.Helper()
 	e := apiEnv(overrides)
 	cfg, err := config.Load(config.API, func(k string) string { return e[k] })
 	if err != nil {
@@ -93,7 +99,8 @@ func startAPI(t *testing.T, overrides map[string]string) *apiServer {
 		t.Fatal(err)
 	}
 	logs := newSyncBuffer()
-	h, err := app.NewAPIHandler(ctx, cfg, awsCfg, app.Deps{Log: logging.New(logs, "debug")}, nil)
+	deps.Log = logging.New(logs, "debug")
+	h, err := app.NewAPIHandler(ctx, cfg, awsCfg, deps, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"counselvideo/shared/app"
 )
 
 // cognitoLocalKey is the fixed RSA key cognito-local signs with (shipped in its package; tests
@@ -128,4 +130,68 @@ func tamper(token string) string {
 	raw, _ := json.Marshal(claims)
 	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
 	return strings.Join(parts, ".")
+}
+
+// TestCognitoKeysUnavailable: the JWKS is unreachable at cold start, then slow (2 s a fetch), then
+// back. Meanwhile a valid token gets 503 with Retry-After and the error shape, never 401 (the frontend
+// signs the student out on 401); the API recovers by itself, also through the slow JWKS; a token bad
+// on its face is still 401; once loaded, the keys survive the JWKS going away again.
+func TestCognitoKeysUnavailable(t *testing.T) {
+	jwks := newFaultProxy(t, env.stack.Cognito.Endpoint)
+	jwks.setRule(func(w http.ResponseWriter, _ *http.Request, _ func()) { drop(w) })
+	api := startAPIWith(t, nil, app.Deps{JWKSURL: jwks.URL + "/" + env.pool.PoolID + "/.well-known/jwks.json"})
+	st := newStudent(t)
+	cat := enabledCategory(t)
+
+	unavailable := func(r response) {
+		t.Helper()
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503: %s", r.status, r.body)
+		}
+		if r.header.Get("Retry-After") == "" || r.header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("headers %v", r.header)
+		}
+		if e := r.errorBody(t); e.Code != "auth_unavailable" || strings.Contains(string(r.body), "127.0.0.1") {
+			t.Fatalf("error %s", r.body)
+		}
+	}
+	r, _ := createRoom(t, api, st.tokens.ID, cat.ID)
+	unavailable(r)
+	unavailable(do(t, http.MethodGet, api.URL+"/api/v1/counselor-categories", st.tokens.Access, "", nil))
+	if r, _ := createRoom(t, api, "not-a-jwt", cat.ID); r.status != http.StatusUnauthorized {
+		t.Fatalf("garbage token while the keys are unavailable: %d", r.status)
+	}
+
+	// Slow JWKS: requests keep answering 503 (never 401) until a fetch lands, then 200.
+	jwks.setRule(slowly(2 * time.Second))
+	attempts := 0
+	eventually(t, "create-room succeeds through the slow JWKS", func() bool {
+		attempts++
+		r, _ := createRoom(t, api, st.tokens.ID, cat.ID)
+		if r.status == http.StatusOK {
+			return true
+		}
+		unavailable(r)
+		time.Sleep(500 * time.Millisecond)
+		return false
+	})
+	t.Logf("recovered after %d attempts through a 2 s JWKS", attempts)
+
+	// Keys loaded: the JWKS going away again changes nothing for valid tokens, and bad ones stay 401.
+	jwks.setRule(func(w http.ResponseWriter, _ *http.Request, _ func()) { drop(w) })
+	if r := do(t, http.MethodGet, api.URL+"/api/v1/counselor-categories", st.tokens.ID, "", nil); r.status != http.StatusOK {
+		t.Fatalf("with keys cached and the JWKS down: %d %s", r.status, r.body)
+	}
+	key := cognitoLocalKey(t)
+	expired := idClaims(st.sub)
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	for name, tok := range map[string]string{
+		"expired":     sign(t, jwt.SigningMethodRS256, "CognitoLocal", expired, key),
+		"unknown kid": sign(t, jwt.SigningMethodRS256, "other-kid", idClaims(st.sub), key),
+		"tampered":    tamper(st.tokens.ID),
+	} {
+		if r, _ := createRoom(t, api, tok, cat.ID); r.status != http.StatusUnauthorized {
+			t.Fatalf("%s token: %d, want 401", name, r.status)
+		}
+	}
 }

@@ -121,18 +121,26 @@ func TestCreateRoomAgentLaunchFails(t *testing.T) {
 			env.ecs.FailRunTask(mode)
 			defer env.ecs.FailRunTask("")
 
-			r, _ := createRoom(t, api, st.tokens.ID, enabledCategory(t).ID)
-			assertInternalError(t, r)
-			sess := latestSession(t, st.sub)
-			if sess.Status != sessions.StatusFailed || sess.EndReason != "agent launch failed" {
-				t.Fatalf("session: %+v", sess)
-			}
-			if listRoom(t, sess.RoomName) != nil {
-				t.Fatal("room left behind after a failed launch")
-			}
-			if runTasksFor(sess.SessionID) == 0 {
-				t.Fatal("RunTask was never attempted")
-			}
+			assertLaunchFailedCleanly(t, api, st)
 		})
 	}
+}
+
+// assertLaunchFailedCleanly creates a room whose agent launch fails: 500, session failed, no room
+// left, RunTask attempted. It returns the failed session.
+func assertLaunchFailedCleanly(t *testing.T, api *apiServer, st student) sessions.Session {
+	t.Helper()
+	r, _ := createRoom(t, api, st.tokens.ID, enabledCategory(t).ID)
+	assertInternalError(t, r)
+	sess := latestSession(t, st.sub)
+	if sess.Status != sessions.StatusFailed || sess.EndReason != "agent launch failed" {
+		t.Fatalf("session: %+v", sess)
+	}
+	if listRoom(t, sess.RoomName) != nil {
+		t.Fatal("room left behind after a failed launch")
+	}
+	if runTasksFor(sess.SessionID) == 0 {
+		t.Fatal("RunTask was never attempted")
+	}
+	return sess
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"counselvideo/infra/localstack"
+	"counselvideo/shared/sessions"
+	"counselvideo/shared/sweeper"
 	"counselvideo/shared/webhook/webhooktest"
 )
 
@@ -121,6 +124,49 @@ func TestWebhookLambdaUnderRIE(t *testing.T) {
 		}
 	}
 	_ = context.Background
+}
+
+// TestSweeperLambdaUnderRIE: with LiveKit failing, the real sweeper bootstrap still answers its
+// scheduled invocation with a report that counts the failures, not with an error (a failed
+// invocation is retried by the scheduler, overlapping the next run).
+func TestSweeperLambdaUnderRIE(t *testing.T) {
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(unavailable.Close)
+	vars := lifecycleEnv()
+	vars["LIVEKIT_URL"] = unavailable.URL
+	fn := startUnderRIE(t, "sweeper", vars)
+
+	// An open session old enough to be examined; its room cannot be checked.
+	st := newStudent(t)
+	id := newSessionID()
+	s := sessions.Session{SessionID: id, UserID: st.sub, CategoryID: "c", CategoryName: "c", Mode: sessions.ModeVideo,
+		RoomName: sessions.RoomName(id), Status: sessions.StatusActive, CreatedAt: time.Now().UTC().Add(-5 * time.Minute)}
+	if err := sessionStore().Create(context.Background(), s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = sessionStore().End(context.Background(), id, sessions.Ending{Status: sessions.StatusEnded, At: time.Now(), Reason: "test cleanup"})
+	})
+
+	var out struct {
+		sweeper.Report
+		ErrorMessage string `json:"errorMessage"`
+	}
+	scheduled := map[string]any{"version": "0", "id": "rie-sweep-1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": map[string]any{}}
+	if err := fn.Invoke(scheduled, &out); err != nil {
+		t.Fatalf("invocation: %v\n%s", err, fn.Output())
+	}
+	if out.ErrorMessage != "" || out.Examined == 0 || out.Errors == 0 || len(out.Failures) == 0 {
+		t.Fatalf("report %+v\n%s", out, fn.Output())
+	}
+	if !strings.Contains(fn.Output(), `"msg":"session check failed"`) || !strings.Contains(fn.Output(), id) {
+		t.Fatalf("the failure is not logged with the session id:\n%s", fn.Output())
+	}
+	if got := getSession(t, id); got.Status != sessions.StatusActive {
+		t.Fatalf("a session that could not be checked was closed: %+v", got)
+	}
 }
 
 func headerValue(h map[string]string, name string) string {

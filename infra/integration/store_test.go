@@ -108,6 +108,30 @@ func storeScript(t *testing.T, st sessions.Store) {
 	if _, err := st.Get(ctx, "missing-"+user); !errors.Is(err, sessions.ErrNotFound) {
 		t.Fatalf("missing session: %v", err)
 	}
+	// Setup finishes whatever the webhook did meanwhile: MarkStarted on an active session records the
+	// task; on a closed one it is a conflict (the caller then undoes its setup).
+	if _, err := st.End(ctx, id2, sessions.Ending{Status: sessions.StatusEnded, At: t0.Add(time.Minute), Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	id3 := fmt.Sprintf("%s-3", user)
+	if err := st.Create(ctx, mk(id3, t0.Add(time.Second)), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordStudentJoin(ctx, id3, t0.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkStarted(ctx, id3, "RM_3", "task-3", t0.Add(3*time.Second)); err != nil {
+		t.Fatalf("MarkStarted on an active session: %v", err)
+	}
+	if s, _ := st.Get(ctx, id3); s.Status != sessions.StatusActive || s.AgentTaskID != "task-3" || s.RoomSID != "RM_3" {
+		t.Fatalf("after MarkStarted on an active session: %+v", s)
+	}
+	if _, err := st.End(ctx, id3, sessions.Ending{Status: sessions.StatusEnded, At: t0.Add(time.Minute), Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkStarted(ctx, id3, "RM_3", "task-3b", t0.Add(time.Minute)); !errors.Is(err, sessions.ErrConflict) {
+		t.Fatalf("MarkStarted on an ended session: %v, want ErrConflict", err)
+	}
 }
 
 func containsSession(list []sessions.Session, id string) bool {

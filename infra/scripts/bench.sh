@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs the Go benchmarks of ./shared/... (BenchmarkCreateRoom, BenchmarkAuthenticate, BenchmarkWebhook and
-# any added later) and writes the raw output plus a markdown summary to bench/results/go-bench.md.
+# any added later) and writes the raw output plus a markdown summary to bench/results/go-bench.md; then
+# the Lambda measurements (bench/results/lambda.md) and the sweeper at scale (bench/results/sweeper.md).
 # Runnable from any directory. Knobs (environment):
 #   BENCH_COUNT   runs per benchmark (go test -count), default 1
 #   BENCH_TIME    go test -benchtime, default 1s
 #   BENCH_FILTER  go test -bench regexp, default . (all)
+#   BENCH_BASELINE git ref whose API Lambda is measured side by side with this tree's (warm create-room,
+#                  interleaved in one run); default dbc5f0c, the create-room path before issue 10 cut its
+#                  round trips. Empty skips it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -76,6 +80,16 @@ summary_table() {
 # Lambda measurements: cold start, warm create-room latency against the local stack and the zipped
 # arm64 bootstrap size, written by bench-lambda to their own file.
 # ---------------------------------------------------------------------------------------------------
-(cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md >/dev/null)
+(cd "$root" && go run ./infra/cmd/bench-lambda -out bench/results/lambda.md -baseline "${BENCH_BASELINE-dbc5f0c}" >/dev/null)
 echo "wrote $root/bench/results/lambda.md" >&2
+
+# ---------------------------------------------------------------------------------------------------
+# Sweeper at scale: 1,000 open sessions on DynamoDB Local against livekit-server behind a proxy that
+# delays every request by 100 ms, one run per concurrency setting under the Lambda's 50 s deadline.
+# ---------------------------------------------------------------------------------------------------
+(cd "$root" && go run ./infra/cmd/bench-sweeper -out bench/results/sweeper.md)
+echo "wrote $root/bench/results/sweeper.md" >&2
+
+# Agent image contents (production node_modules, dist, compressed app layers) as the Dockerfile installs them.
+"$root/infra/scripts/test-agent-image.sh" --measure "$root/bench/results/agent-image.md" >&2
 echo "wrote $out" >&2

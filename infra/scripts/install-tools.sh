@@ -49,4 +49,10 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 command -v java >/dev/null || { log "java is required for DynamoDB Local"; exit 1; }
+# The template checks lint and transform template.yaml with cfn-lint and the SAM translator it ships.
+# PyPI is not reachable from these machines; their system Python has both (cfn-lint 1.51.0, aws-sam-translator 1.110.0).
+if ! python3 -c 'import cfnlint, samtranslator' 2>/dev/null || ! command -v cfn-lint >/dev/null; then
+  log "cfn-lint 1.51.0 with aws-sam-translator is required in python3 and on PATH (machines of this project's kind ship them; elsewhere: pip install cfn-lint==1.51.0)"
+  exit 1
+fi
 log "ok: livekit-server=$lk_dir/livekit-server rie=$rie_dir/aws-lambda-rie"

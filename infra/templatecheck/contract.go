@@ -1,15 +1,23 @@
 package templatecheck
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"counselvideo/shared/agents"
 	"counselvideo/shared/config"
 	"counselvideo/shared/httpapi"
 )
 
-// The deployment's side of the contracts. What the Go code defines (required variables, tables) is
-// read from the code itself (config.RequiredVars, dynamotables); what only docs/architecture.md and
-// the issue define (logical ids, routes, the agent's variables) is listed here, once.
+// The deployment's side of the contracts. What the code defines is read from the code itself:
+// config.RequiredVars and config.Load (functions), agentimage's VARIABLES (agent task), the launcher's
+// per-session variables (agents.Session.Env), dynamotables, httpapi.Routes. What only the deployment
+// defines (logical ids, the webhook route, outputs the guide relies on) is listed here, once.
 
-// Functions maps each SAM function (its logical id is also its Makefile target build-<id>) to the
+// Functions maps each Lambda function (its logical id is also its Makefile target build-<id>) to the
 // binary's configuration contract.
 var Functions = map[string]config.Function{
 	"ApiFunction":     config.API,
@@ -36,25 +44,80 @@ var Routes = func() []Route {
 // SweeperSchedule is the sweeper's schedule expression.
 const SweeperSchedule = "rate(1 minute)"
 
-// Agent task definition contract (docs/architecture.md, "Agent process contract").
-var (
-	// AgentEnv must be set as plain environment in the task definition.
-	AgentEnv = []string{"LIVEKIT_URL", "CATEGORIES_TABLE", "AWS_REGION", "BEY_AVATAR_ID"}
-	// AgentSecrets must come from Secrets Manager (task definition Secrets), never from Environment.
-	AgentSecrets = []string{"LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY", "BEY_API_KEY"}
-)
-
 // RequiredOutputs are the stack outputs the platform team's guide (docs/deploy.md) relies on.
 var RequiredOutputs = []string{
 	"ApiUrl", "WebhookUrl", "SessionsTableName", "CategoriesTableName", "AgentRepositoryUri",
 }
 
+// EmittedMetrics are the custom metrics the code publishes itself (EMF), by name. Alarms on a custom
+// namespace must name one of these or a metric filter of the template. None yet: the metrics package
+// adds its names here.
+var EmittedMetrics = []string{}
+
+// launcherVariables are the agent variables the launcher sets per session (container overrides).
+func launcherVariables() map[string]bool {
+	out := map[string]bool{}
+	for name := range (agents.Session{}).Env() {
+		out[name] = true
+	}
+	return out
+}
+
+// AgentVariable is one row of agentimage's VARIABLES table (src/config.ts).
+type AgentVariable struct {
+	Required   bool     `json:"required"`
+	Secret     bool     `json:"secret"`
+	Default    any      `json:"default"`
+	Seconds    bool     `json:"seconds"`
+	MaxSeconds int      `json:"maxSeconds"`
+	URL        []string `json:"url"`
+}
+
+// AgentSchema is the agent's environment contract by variable name.
+type AgentSchema map[string]AgentVariable
+
+// LoadAgentSchema prints the VARIABLES table of the compiled agent (agentimage/dist/config.js, built by
+// `make agent-deps`) with node and parses it. A build older than src/config.ts is refused.
+func LoadAgentSchema(root string) (AgentSchema, error) {
+	src := filepath.Join(root, "agentimage", "src", "config.ts")
+	built := filepath.Join(root, "agentimage", "dist", "config.js")
+	si, err := os.Stat(src)
+	if err != nil {
+		return nil, err
+	}
+	bi, err := os.Stat(built)
+	if err != nil || bi.ModTime().Before(si.ModTime()) {
+		return nil, fmt.Errorf("%s is missing or older than %s: run `make agent-deps` (npm run build in agentimage)", built, src)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("node not found: the agent's contract is read from its compiled config (Node.js 20.9+)")
+	}
+	cmd := exec.Command(node, "--input-type=module", "-e",
+		`const m = await import(process.argv[1]); process.stdout.write(JSON.stringify(m.VARIABLES));`, built)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return nil, fmt.Errorf("reading VARIABLES from %s: %v %s", built, err, stderr)
+	}
+	var s AgentSchema
+	if err := json.Unmarshal(out, &s); err != nil || len(s) == 0 {
+		return nil, fmt.Errorf("VARIABLES of %s is not a table of variables: %v", built, err)
+	}
+	return s, nil
+}
+
 // actionsWithoutResourceLevelPermissions may (must) use Resource "*": IAM cannot scope them.
 var actionsWithoutResourceLevelPermissions = map[string]bool{
 	"ecr:GetAuthorizationToken": true,
-	"xray:PutTraceSegments":     true,
-	"xray:PutTelemetryRecords":  true,
-	"cloudwatch:PutMetricData":  true,
+	// Its resource is a container instance (none for Fargate); CheckIAM requires the cluster condition.
+	"ecs:ListTasks":            true,
+	"xray:PutTraceSegments":    true,
+	"xray:PutTelemetryRecords": true,
+	"cloudwatch:PutMetricData": true,
 }
 
 // Read-only DynamoDB actions the agent's task role may hold on the categories table.

@@ -14,41 +14,22 @@ import (
 // Environments are the samconfig.toml environments the platform team deploys (`--config-env`).
 var Environments = []string{"default", "dev", "prod"}
 
-// SamConfig is the part of samconfig.toml the checks read.
-type SamConfig map[string]map[string]struct {
-	Parameters map[string]any `toml:"parameters"`
-}
+// SamConfig is samconfig.toml as parsed: environment -> command -> {parameters: {...}}.
+type SamConfig map[string]any
 
 // ParseSamConfig parses samconfig.toml.
 func ParseSamConfig(b []byte) (SamConfig, error) {
-	var raw map[string]any
-	if err := toml.Unmarshal(b, &raw); err != nil {
-		return nil, err
-	}
-	out := SamConfig{}
-	for env, v := range raw {
-		cmds, ok := v.(map[string]any)
-		if !ok {
-			continue // version = 0.1
-		}
-		out[env] = map[string]struct {
-			Parameters map[string]any `toml:"parameters"`
-		}{}
-		for cmd, c := range cmds {
-			out[env][cmd] = struct {
-				Parameters map[string]any `toml:"parameters"`
-			}{Parameters: asMap(asMap(c)["parameters"])}
-		}
-	}
-	return out, nil
+	var c SamConfig
+	err := toml.Unmarshal(b, &c)
+	return c, err
 }
 
 // param looks an option up for a command, falling back to the environment's global parameters.
 func (c SamConfig) param(env, cmd, key string) any {
-	if v, ok := c[env][cmd].Parameters[key]; ok {
+	if v := path(map[string]any(c), env, cmd, "parameters", key); v != nil {
 		return v
 	}
-	return c[env]["global"].Parameters[key]
+	return path(map[string]any(c), env, "global", "parameters", key)
 }
 
 // overrideRE splits a parameter_overrides string into Key=Value pairs (values may be "quoted").
@@ -80,12 +61,13 @@ func (c SamConfig) ParameterOverrides(env string) map[string]string {
 
 // CheckSamConfig checks each environment: a stack name, IAM capability, overrides only for template
 // parameters, every parameter without a default given, values that pass the parameter's
-// AllowedPattern/AllowedValues/type, and no value shaped like a credential.
+// AllowedPattern/AllowedValues/type/bounds and the template's Rules, and no value shaped like a
+// credential.
 func CheckSamConfig(t *Template, c SamConfig) []string {
 	var p problems
 	params := t.Parameters()
 	for _, env := range Environments {
-		if _, ok := c[env]; !ok {
+		if _, ok := c[env].(map[string]any); !ok {
 			p.add("samconfig.toml: environment %q missing", env)
 			continue
 		}
@@ -96,6 +78,9 @@ func CheckSamConfig(t *Template, c SamConfig) []string {
 			p.add("samconfig.toml [%s]: deploy capabilities must include CAPABILITY_IAM (the stack creates roles)", env)
 		}
 		ov := c.ParameterOverrides(env)
+		if ov["AgentAssignPublicIp"] == "" {
+			p.add("samconfig.toml [%s]: set AgentAssignPublicIp explicitly: ENABLED for public subnets without a NAT gateway (a default VPC), DISABLED for private subnets (docs/deploy.md)", env)
+		}
 		for k, v := range ov {
 			def, ok := params[k]
 			if !ok {
@@ -120,6 +105,13 @@ func CheckSamConfig(t *Template, c SamConfig) []string {
 		sort.Strings(missing)
 		if len(missing) > 0 {
 			p.add("samconfig.toml [%s]: parameters without a default not given: %s", env, strings.Join(missing, ", "))
+		}
+		failed, err := t.FailedRules(t.ParameterValues(ov))
+		if err != nil {
+			p.add("samconfig.toml [%s]: evaluating the template's Rules: %v", env, err)
+		}
+		for _, f := range failed {
+			p.add("samconfig.toml [%s]: CloudFormation would refuse the deploy: rule %s", env, f)
 		}
 	}
 	return p
@@ -150,11 +142,11 @@ func validateParam(def map[string]any, v string) []string {
 			if err != nil {
 				out = append(out, "not a number")
 			} else {
-				if mn, ok := def["MinValue"].(int); ok && n < float64(mn) {
-					out = append(out, fmt.Sprintf("below MinValue %d", mn))
+				if mn, ok := num(def["MinValue"]); ok && n < mn {
+					out = append(out, fmt.Sprintf("below MinValue %v", mn))
 				}
-				if mx, ok := def["MaxValue"].(int); ok && n > float64(mx) {
-					out = append(out, fmt.Sprintf("above MaxValue %d", mx))
+				if mx, ok := num(def["MaxValue"]); ok && n > mx {
+					out = append(out, fmt.Sprintf("above MaxValue %v", mx))
 				}
 			}
 		}

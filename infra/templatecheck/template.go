@@ -1,132 +1,67 @@
-// Package templatecheck checks template.yaml (the SAM template) and samconfig.toml against the code:
-// the environment contract (shared/config), the table definitions (shared/dynamotables), least
-// privilege, secrets only by ARN, logging and the Lambda runtime. Every check returns the problems it
-// found, so the tests can show that each check fails on a broken copy of the template.
+// Package templatecheck checks the deployment against the code, on the template as CloudFormation
+// receives it: template.yaml after the SAM transform (the translator cfn-lint ships, run offline).
+// What it checks is specific to this project: the environment contracts (shared/config for the
+// functions, agentimage's VARIABLES table for the agent task), the tables against shared/dynamotables,
+// the routes against the handler's route table, IAM scoped to this stack's resources, the Fargate size
+// and duration limits, retained resources and the image tag story. Generic template validity is
+// cfn-lint's job (lint_test.go). Every check returns the problems it found, so the tests can show that
+// each check fails on a broken copy of the template.
 package templatecheck
 
 import (
+	_ "embed"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
-// Template is a parsed CloudFormation/SAM template. Short-form intrinsics (!Ref X, !Sub s, !GetAtt
-// A.B, !If [...], ...) are normalised to their long form ({"Ref": "X"}, {"Fn::Sub": "s"}, ...), so
-// the tree holds only map[string]any, []any and scalars, exactly like the JSON form of the template.
+// Template is a CloudFormation template in its JSON form: map[string]any, []any and scalars, with
+// intrinsics in long form ({"Ref": "X"}, {"Fn::Sub": "s"}, ...).
 type Template struct {
 	Root map[string]any
 }
 
-// Load reads and parses a template file.
-func Load(path string) (*Template, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(b)
-}
-
-// Parse parses template YAML.
+// Parse parses a template in JSON form.
 func Parse(b []byte) (*Template, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, err
-	}
-	v, err := convert(&doc)
-	if err != nil {
-		return nil, err
-	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("template is not a mapping")
+	var root map[string]any
+	if err := json.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("template is not a JSON object: %w", err)
 	}
 	return &Template{Root: root}, nil
 }
 
-// convert turns a yaml.Node into plain values, expanding CloudFormation short tags.
-func convert(n *yaml.Node) (any, error) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			return nil, nil
-		}
-		return convert(n.Content[0])
-	case yaml.AliasNode:
-		return convert(n.Alias)
-	}
+//go:embed transform.py
+var transformScript string
 
-	tag := n.Tag
-	intrinsic := ""
-	if strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") {
-		switch name := strings.TrimPrefix(tag, "!"); name {
-		case "Ref", "Condition":
-			intrinsic = name
-		default:
-			intrinsic = "Fn::" + name
-		}
-		tag = "" // resolve the value itself as if untagged
+// Transform runs the SAM transform on a template file and returns the deployed template as JSON: the
+// same translator and the same offline preparation cfn-lint uses when it lints the file, so the checks
+// and the lint see one template. It needs python3 with cfn-lint (which brings aws-sam-translator).
+func Transform(templatePath string) ([]byte, error) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		return nil, fmt.Errorf("python3 not found: the template checks need python3 with cfn-lint 1.51.0 and its aws-sam-translator " +
+			"(machines of this project's kind have them in the system Python; elsewhere: pip install cfn-lint==1.51.0)")
 	}
-
-	var v any
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			val, err := convert(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[k] = val
-		}
-		v = m
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			val, err := convert(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, val)
-		}
-		v = s
-	case yaml.ScalarNode:
-		if intrinsic != "" {
-			// Intrinsic arguments in short form are strings (!Ref X, !GetAtt A.B, !Sub "...").
-			v = n.Value
-			break
-		}
-		c := *n
-		c.Tag = tag
-		if err := c.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-	default:
-		return nil, fmt.Errorf("line %d: unexpected YAML node kind %d", n.Line, n.Kind)
+	cmd := exec.Command(python, "-c", transformScript, templatePath)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("SAM transform of %s failed (%v): %s", templatePath, err, strings.TrimSpace(stderr.String()))
 	}
-	if intrinsic == "" {
-		return v, nil
-	}
-	if intrinsic == "Fn::GetAtt" {
-		// !GetAtt A.B is ["A", "B"] in long form.
-		if s, ok := v.(string); ok {
-			if i := strings.Index(s, "."); i > 0 {
-				v = []any{s[:i], s[i+1:]}
-			}
-		}
-	}
-	return map[string]any{intrinsic: v}, nil
+	return out, nil
 }
 
 // Resource is one entry of Resources.
 type Resource struct {
 	ID   string
 	Type string
-	Body map[string]any // the whole resource entry (Type, Properties, Condition, Metadata, ...)
+	Body map[string]any // the whole entry (Type, Properties, Condition, DeletionPolicy, Metadata, ...)
 }
 
 // Props returns the resource's Properties (empty map if none).
@@ -172,28 +107,9 @@ func (t *Template) Parameters() map[string]map[string]any {
 	return out
 }
 
-// FunctionProps returns a SAM function's properties merged over Globals.Function (maps merge
-// recursively, as SAM does for Environment.Variables and LoggingConfig; other values are replaced).
-func (t *Template) FunctionProps(r Resource) map[string]any {
-	globals := asMap(asMap(t.Root["Globals"])["Function"])
-	return mergeMaps(globals, r.Props())
-}
-
-func mergeMaps(base, over map[string]any) map[string]any {
-	out := make(map[string]any, len(base)+len(over))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range over {
-		bm, bok := out[k].(map[string]any)
-		om, ook := v.(map[string]any)
-		if bok && ook && !isIntrinsic(bm) && !isIntrinsic(om) {
-			out[k] = mergeMaps(bm, om)
-			continue
-		}
-		out[k] = v
-	}
-	return out
+// FunctionEnv returns a Lambda function's environment variables.
+func (t *Template) FunctionEnv(r Resource) map[string]any {
+	return asMap(path(r.Props(), "Environment", "Variables"))
 }
 
 // ---- small helpers over the generic tree
@@ -210,6 +126,18 @@ func str(v any) string {
 		return s
 	}
 	return ""
+}
+
+// num returns a JSON number (or a numeric string, as CloudFormation accepts both) as a float.
+func num(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 // list returns v as a list; a single value is a one-element list (IAM's Action and Resource accept both).
@@ -236,24 +164,16 @@ func path(v any, keys ...string) any {
 	return v
 }
 
-func isIntrinsic(m map[string]any) bool {
-	if len(m) != 1 {
-		return false
-	}
-	for k := range m {
-		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
-	}
-	return false
-}
-
 // intrinsic returns the name and argument of a one-key intrinsic map.
 func intrinsic(v any) (string, any, bool) {
 	m, ok := v.(map[string]any)
-	if !ok || !isIntrinsic(m) {
+	if !ok || len(m) != 1 {
 		return "", nil, false
 	}
 	for k, a := range m {
-		return k, a, true
+		if k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::") {
+			return k, a, true
+		}
 	}
 	return "", nil, false
 }
@@ -323,6 +243,15 @@ func isSet(v any) bool {
 		return strings.TrimSpace(s) != ""
 	}
 	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // FindRoot walks up from dir to the directory holding go.work (the repository root).

@@ -19,6 +19,7 @@ import (
 type ECSAPI interface {
 	RunTask(context.Context, *ecs.RunTaskInput, ...func(*ecs.Options)) (*ecs.RunTaskOutput, error)
 	StopTask(context.Context, *ecs.StopTaskInput, ...func(*ecs.Options)) (*ecs.StopTaskOutput, error)
+	ListTasks(context.Context, *ecs.ListTasksInput, ...func(*ecs.Options)) (*ecs.ListTasksOutput, error)
 }
 
 // ECSLauncher runs the agent as a Fargate task.
@@ -31,11 +32,19 @@ func NewECSLauncher(client ECSAPI, cfg config.ECS) *ECSLauncher {
 	return &ECSLauncher{client: client, cfg: cfg}
 }
 
-const ecsCallTimeout = 10 * time.Second
+// Deadlines of the ECS calls. The API's time budget (shared/service) counts RunTaskTimeout and
+// LaunchCleanupTimeout; a caller's shorter deadline wins.
+const (
+	RunTaskTimeout = 4 * time.Second
+	// LaunchCleanupTimeout bounds finding and stopping the task a failed RunTask may have started.
+	LaunchCleanupTimeout = 2 * time.Second
+	stopTimeout          = 5 * time.Second
+)
 
+// Launch runs the session's task. When RunTask fails, ECS may still have started it (our deadline
+// passed, the answer was lost): Launch then finds it by startedBy (the session id) and stops it, so a
+// failed launch leaves no agent behind.
 func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, ecsCallTimeout)
-	defer cancel()
 	env := s.Env()
 	names := make([]string, 0, len(env))
 	for k := range env {
@@ -78,8 +87,13 @@ func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
 	} else {
 		in.LaunchType = types.LaunchTypeFargate
 	}
-	out, err := l.client.RunTask(ctx, in)
+	runCtx, cancel := context.WithTimeout(ctx, RunTaskTimeout)
+	out, err := l.client.RunTask(runCtx, in)
+	cancel()
 	if err != nil {
+		if serr := l.stopStartedBy(ctx, s.SessionID, "agent launch failed"); serr != nil {
+			return "", fmt.Errorf("ecs run task: %w (stopping a task it may have started: %v)", err, serr)
+		}
 		return "", fmt.Errorf("ecs run task: %w", err)
 	}
 	// RunTask reports capacity and placement problems in Failures with no error.
@@ -100,7 +114,7 @@ func (l *ECSLauncher) Stop(ctx context.Context, taskID, reason string) error {
 	if taskID == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, ecsCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
 	_, err := l.client.StopTask(ctx, &ecs.StopTaskInput{
 		Cluster: aws.String(l.cfg.Cluster), Task: aws.String(taskID), Reason: aws.String(truncate(reason, 255)),
@@ -113,6 +127,22 @@ func (l *ECSLauncher) Stop(ctx context.Context, taskID, reason string) error {
 		return fmt.Errorf("ecs stop task: %w", err)
 	}
 	return nil
+}
+
+// stopStartedBy stops the cluster's running tasks started for a session. It has its own deadline:
+// the caller's may be what just passed.
+func (l *ECSLauncher) stopStartedBy(ctx context.Context, sessionID, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LaunchCleanupTimeout)
+	defer cancel()
+	out, err := l.client.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(l.cfg.Cluster), StartedBy: aws.String(sessionID)})
+	if err != nil {
+		return fmt.Errorf("ecs list tasks: %w", err)
+	}
+	var errs []error
+	for _, arn := range out.TaskArns {
+		errs = append(errs, l.Stop(ctx, arn, "session "+sessionID+": "+reason))
+	}
+	return errors.Join(errs...)
 }
 
 func truncate(s string, n int) string {

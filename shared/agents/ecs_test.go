@@ -18,9 +18,13 @@ import (
 type fakeECS struct {
 	runs    []*ecs.RunTaskInput
 	stops   []*ecs.StopTaskInput
+	lists   []*ecs.ListTasksInput
 	runOut  *ecs.RunTaskOutput
 	runErr  error
 	stopErr error
+	// listed is what ListTasks answers; listCtxErr records whether ListTasks saw a live context.
+	listed     []string
+	listCtxErr []error
 }
 
 func (f *fakeECS) RunTask(ctx context.Context, in *ecs.RunTaskInput, _ ...func(*ecs.Options)) (*ecs.RunTaskOutput, error) {
@@ -43,6 +47,15 @@ func (f *fakeECS) StopTask(ctx context.Context, in *ecs.StopTaskInput, _ ...func
 	}
 	f.stops = append(f.stops, in)
 	return &ecs.StopTaskOutput{}, f.stopErr
+}
+
+func (f *fakeECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, _ ...func(*ecs.Options)) (*ecs.ListTasksOutput, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, errors.New("ListTasks called without a deadline")
+	}
+	f.lists = append(f.lists, in)
+	f.listCtxErr = append(f.listCtxErr, ctx.Err())
+	return &ecs.ListTasksOutput{TaskArns: f.listed}, nil
 }
 
 var ecsCfg = config.ECS{
@@ -211,5 +224,32 @@ func TestECSStop(t *testing.T) {
 	f.stopErr = &types.ClusterNotFoundException{Message: aws.String("Cluster not found.")}
 	if err := l.Stop(context.Background(), "arn:task/1", "x"); err == nil {
 		t.Error("ClusterNotFoundException swallowed")
+	}
+}
+
+// TestECSLaunchTimeoutStopsStartedTask: RunTask gives up (our deadline) although ECS started the task;
+// Launch finds it by startedBy with a fresh deadline and stops it. Failures that ECS reports itself
+// (Failures, no task) started nothing and list nothing.
+func TestECSLaunchTimeoutStopsStartedTask(t *testing.T) {
+	f := &fakeECS{runErr: context.DeadlineExceeded, listed: []string{"arn:task/orphan"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the caller's context is done too: the cleanup must not depend on it
+	_, err := NewECSLauncher(f, ecsCfg).Launch(ctx, sess)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Launch error %v", err)
+	}
+	if len(f.lists) != 1 || aws.ToString(f.lists[0].StartedBy) != sess.SessionID || aws.ToString(f.lists[0].Cluster) != "agents" {
+		t.Fatalf("ListTasks calls %+v", f.lists)
+	}
+	if f.listCtxErr[0] != nil {
+		t.Errorf("ListTasks ran on a done context: %v", f.listCtxErr[0])
+	}
+	if len(f.stops) != 1 || aws.ToString(f.stops[0].Task) != "arn:task/orphan" || !strings.Contains(aws.ToString(f.stops[0].Reason), sess.SessionID) {
+		t.Fatalf("StopTask calls %+v", f.stops)
+	}
+
+	capacity := &fakeECS{runOut: &ecs.RunTaskOutput{Failures: []types.Failure{{Reason: aws.String("RESOURCE:CPU")}}}}
+	if _, err := NewECSLauncher(capacity, ecsCfg).Launch(context.Background(), sess); err == nil || len(capacity.lists) != 0 {
+		t.Errorf("a reported failure: err %v, %d ListTasks calls", err, len(capacity.lists))
 	}
 }

@@ -5,6 +5,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -55,22 +56,39 @@ func ResolveLiveKitSecret(ctx context.Context, cfg *config.Config, awsCfg aws.Co
 	if err != nil {
 		return fmt.Errorf("read LIVEKIT_API_SECRET_ARN: %w", err)
 	}
-	cfg.LiveKit.APISecret = secretValue(aws.ToString(out.SecretString), "api_secret")
-	if cfg.LiveKit.APISecret == "" {
+	secret, err := secretValue(aws.ToString(out.SecretString), "api_secret")
+	if err != nil {
+		return fmt.Errorf("LIVEKIT_API_SECRET_ARN: %w", err)
+	}
+	if secret == "" {
 		return fmt.Errorf("LIVEKIT_API_SECRET_ARN: secret is empty")
 	}
+	cfg.LiveKit.APISecret = secret
 	return nil
 }
 
-func secretValue(raw, key string) string {
+// secretValue returns a plain secret as is, or the string field key of a JSON object. Anything else
+// that looks like JSON is refused: it must never become the HMAC key itself. Errors never quote it.
+func secretValue(raw, key string) (string, error) {
 	raw = strings.TrimSpace(raw)
-	if strings.HasPrefix(raw, "{") {
-		var m map[string]string
-		if json.Unmarshal([]byte(raw), &m) == nil {
-			return m[key]
-		}
+	if !strings.HasPrefix(raw, "{") {
+		return raw, nil
 	}
-	return raw
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &fields); err != nil {
+		return "", errors.New("secret looks like JSON but is not a valid JSON object")
+	}
+	field, ok := fields[key]
+	if !ok {
+		return "", fmt.Errorf("secret is a JSON object without the %q field", key)
+	}
+	var v any
+	_ = json.Unmarshal(field, &v) // valid JSON: it came out of a parsed object
+	secret, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("secret field %q is not a string", key)
+	}
+	return secret, nil
 }
 
 // Launcher builds the configured agent launcher. The process launcher is only built by the dev stack,
@@ -88,6 +106,9 @@ func Launcher(cfg config.Config, awsCfg aws.Config) (agents.Launcher, error) {
 type Deps struct {
 	Launcher agents.Launcher
 	Log      *slog.Logger
+	// JWKSURL, when set, is where the API fetches the Cognito keys instead of the issuer (tests put a
+	// proxy there that they can stop and slow down).
+	JWKSURL string
 }
 
 // NewService builds the domain service from configuration.
@@ -102,7 +123,7 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 	db := dynamodb.NewFromConfig(awsCfg)
 	lk := cfg.LiveKit
 	return &service.Service{
-		Categories: categories.NewDynamoStore(db, cfg.CategoriesTable),
+		Categories: categories.NewCached(categories.NewDynamoStore(db, cfg.CategoriesTable)),
 		Sessions:   sessions.NewDynamoStore(db, cfg.SessionsTable),
 		Rooms:      rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret),
 		Agents:     launcher,
@@ -123,7 +144,7 @@ func NewAPIHandler(ctx context.Context, cfg config.Config, awsCfg aws.Config, de
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := auth.NewVerifier(ctx, cfg.Cognito)
+	verifier, err := auth.NewVerifier(ctx, cfg.Cognito, auth.Options{JWKSURL: deps.JWKSURL})
 	if err != nil {
 		return nil, err
 	}

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/time/rate"
 
 	"counselvideo/shared/config"
 )
@@ -35,40 +33,36 @@ type Verifier struct {
 	issuer    string
 	clientIDs []string
 	tokenUse  string
+	keySet    *keySet
 	keys      keyfunc.Keyfunc
 	parser    *jwt.Parser
 }
 
-// NewVerifier builds a verifier whose JWKS is fetched lazily and cached; an unknown kid triggers a
-// refresh at most every 30 s, and a request never waits long for that limit.
-func NewVerifier(ctx context.Context, c config.Cognito) (*Verifier, error) {
-	jwksURL := c.Issuer + "/.well-known/jwks.json"
-	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
-		Ctx:                       ctx,
-		Client:                    &http.Client{Timeout: 5 * time.Second},
-		NoErrorReturnFirstHTTPReq: true, // a cold start must not fail because the JWKS endpoint blipped
-		RefreshInterval:           time.Hour,
-		HTTPTimeout:               5 * time.Second,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("jwks storage: %w", err)
+// Options change how the verifier reaches the pool's keys; the zero value is production's.
+type Options struct {
+	// JWKSURL replaces <issuer>/.well-known/jwks.json. Tests point it at a proxy they can stop or
+	// slow; the issuer claim is still checked against the configured issuer.
+	JWKSURL string
+}
+
+// NewVerifier builds a verifier and starts loading the pool's JWKS in the background; the first
+// requests wait for it at most KeyWaitMax (see keys.go). ctx ends background fetches.
+func NewVerifier(ctx context.Context, c config.Cognito, opts Options) (*Verifier, error) {
+	jwksURL := opts.JWKSURL
+	if jwksURL == "" {
+		jwksURL = c.Issuer + "/.well-known/jwks.json"
 	}
-	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{jwksURL: remote},
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(30*time.Second), 1),
-		RateLimitWaitMax:  100 * time.Millisecond,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("jwks client: %w", err)
-	}
-	keys, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage})
+	ks := newKeySet(ctx, jwksURL, &http.Client{Timeout: fetchTimeout})
+	keys, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: ks.store})
 	if err != nil {
 		return nil, fmt.Errorf("keyfunc: %w", err)
 	}
+	ks.prefetch()
 	return &Verifier{
 		issuer:    c.Issuer,
 		clientIDs: c.ClientIDs,
 		tokenUse:  c.TokenUse,
+		keySet:    ks,
 		keys:      keys,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{"RS256"}), // refuses alg none and HS256-with-public-key
@@ -96,6 +90,9 @@ func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, er
 	}
 	var claims cognitoClaims
 	if _, err := v.parser.ParseWithClaims(strings.TrimSpace(raw), &claims, v.keyFor(ctx)); err != nil {
+		if errors.Is(err, ErrKeysUnavailable) {
+			return Student{}, err // not the token's fault: the caller answers "retry", never "signed out"
+		}
 		return Student{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	if err := v.checkUseAndClient(claims); err != nil {
@@ -116,8 +113,12 @@ func (v *Verifier) Authenticate(ctx context.Context, header string) (Student, er
 func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 	keys := v.keys.KeyfuncCtx(ctx)
 	return func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); kid == "" {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
 			return nil, errors.New("token has no kid")
+		}
+		if err := v.keySet.ensure(ctx, kid); err != nil {
+			return nil, err
 		}
 		return keys(t)
 	}

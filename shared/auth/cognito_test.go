@@ -93,11 +93,41 @@ func (is *issuer) verifier(t testing.TB, tokenUse string) *Verifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel) // ends the JWKS refresh goroutine
-	v, err := NewVerifier(ctx, config.Cognito{Issuer: is.url(), ClientIDs: []string{"other-client", clientID}, TokenUse: tokenUse})
+	v, err := NewVerifier(ctx, config.Cognito{Issuer: is.url(), ClientIDs: []string{"other-client", clientID}, TokenUse: tokenUse}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.keySet.waitIdle(t)
 	return v
+}
+
+// waitIdle waits until no fetch is running (the cold start's prefetch has finished).
+func (k *keySet) waitIdle(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		k.mu.Lock()
+		idle := k.inflight == nil
+		k.mu.Unlock()
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("JWKS fetch never finished")
+		}
+	}
+}
+
+// clock is a settable time source for the key set.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func idClaims(iss string) jwt.MapClaims {
@@ -334,14 +364,81 @@ func TestKeyRotationPickedUp(t *testing.T) {
 	}
 }
 
-// TestJWKSDownAtStart: a cold start survives an unreachable JWKS and recovers on the first token.
+// TestJWKSDownAtStart: a cold start survives an unreachable JWKS; meanwhile a valid token gets
+// ErrKeysUnavailable (retry), never ErrUnauthenticated (which signs the student out); once the JWKS
+// answers again the next attempt after RetryAfter loads the keys and the token is accepted.
 func TestJWKSDownAtStart(t *testing.T) {
 	is := newIssuer(t)
 	is.down.Store(true)
 	v := is.verifier(t, config.TokenUseAny)
+	clk := &clock{now: time.Now()}
+	v.keySet.now = clk.Now
+	good := "Bearer " + sign(t, keyA, "kA", idClaims(is.url()))
+	_, err := v.Authenticate(context.Background(), good)
+	if !errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("JWKS down: %v, want ErrKeysUnavailable only", err)
+	}
+	// A token that is bad on its face is still refused as such.
+	if _, err := v.Authenticate(context.Background(), "Bearer not-a-jwt"); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("garbage token while the JWKS is down: %v", err)
+	}
 	is.down.Store(false)
-	if _, err := v.Authenticate(context.Background(), "Bearer "+sign(t, keyA, "kA", idClaims(is.url()))); err != nil {
+	hits := is.hits.Load()
+	if _, err := v.Authenticate(context.Background(), good); !errors.Is(err, ErrKeysUnavailable) || is.hits.Load() != hits {
+		t.Fatalf("retried the JWKS before RetryAfter: %v (%d fetches)", err, is.hits.Load()-hits)
+	}
+	clk.Add(RetryAfter)
+	if _, err := v.Authenticate(context.Background(), good); err != nil {
 		t.Fatalf("after the JWKS came back: %v", err)
+	}
+}
+
+// TestSlowJWKSStillLoads: a JWKS slower than KeyWaitMax makes the waiting request answer "retry",
+// but the fetch goes on and the next request uses the keys it brought.
+func TestSlowJWKSStillLoads(t *testing.T) {
+	is := newIssuer(t)
+	gate := make(chan struct{})
+	slow := is.srv.Config.Handler
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-gate // answers only when the test says so: slower than any wait
+		slow.ServeHTTP(w, r)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := NewVerifier(ctx, config.Cognito{Issuer: is.url(), ClientIDs: []string{clientID}, TokenUse: config.TokenUseAny}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "Bearer " + sign(t, keyA, "kA", idClaims(is.url()))
+	if _, err := v.Authenticate(ctx, good); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("while the JWKS hangs: %v, want ErrKeysUnavailable", err)
+	}
+	close(gate)
+	v.keySet.waitIdle(t)
+	if _, err := v.Authenticate(ctx, good); err != nil {
+		t.Fatalf("after the slow JWKS answered: %v", err)
+	}
+	if n := is.hits.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches, want the one slow fetch", n)
+	}
+}
+
+// TestJWKSOverrideURL: Options.JWKSURL fetches keys elsewhere while the issuer claim stays checked.
+func TestJWKSOverrideURL(t *testing.T) {
+	is := newIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := NewVerifier(ctx, config.Cognito{Issuer: "https://cognito-idp.example/pool", ClientIDs: []string{clientID}, TokenUse: config.TokenUseAny},
+		Options{JWKSURL: is.url() + "/.well-known/jwks.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.keySet.waitIdle(t)
+	if _, err := v.Authenticate(ctx, "Bearer "+sign(t, keyA, "kA", idClaims("https://cognito-idp.example/pool"))); err != nil {
+		t.Fatalf("token of the configured issuer: %v", err)
+	}
+	if _, err := v.Authenticate(ctx, "Bearer "+sign(t, keyA, "kA", idClaims(is.url()))); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("token of the JWKS host's issuer: %v", err)
 	}
 }
 

@@ -85,7 +85,9 @@ type ECS struct {
 
 // Defaults for optional variables.
 const (
-	DefaultStudentTokenTTL    = 15 * time.Minute
+	// DefaultStudentTokenTTL only needs to cover the join: LiveKit keeps a connected participant
+	// connected past it and hands the client refreshed tokens for reconnects (README).
+	DefaultStudentTokenTTL    = 2 * time.Minute
 	DefaultSessionMaxDuration = 60 * time.Minute
 	DefaultAgentJoinTimeout   = 3 * time.Minute
 )

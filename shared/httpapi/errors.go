@@ -16,13 +16,16 @@ const (
 	CodeValidation       = "validation_failed"
 	CodeCategoryNotFound = "category_not_found"
 	CodeSessionNotFound  = "session_not_found"
+	CodeSessionClosed    = "session_closed"
+	CodeAuthUnavailable  = "auth_unavailable"
 	CodeInternal         = "internal_error"
 )
 
 // ErrorCodes lists every code above (the OpenAPI document's test compares its enum with this).
 var ErrorCodes = []string{
 	CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge,
-	CodeUnsupportedMedia, CodeValidation, CodeCategoryNotFound, CodeSessionNotFound, CodeInternal,
+	CodeUnsupportedMedia, CodeValidation, CodeCategoryNotFound, CodeSessionNotFound, CodeSessionClosed,
+	CodeAuthUnavailable, CodeInternal,
 }
 
 // ErrorBody is the one JSON error shape: {"error": {...}}.

@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -170,6 +172,13 @@ type studentKey struct{}
 func (a *API) authed(next func(http.ResponseWriter, *http.Request, auth.Student)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		student, err := a.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if errors.Is(err, auth.ErrKeysUnavailable) {
+			// Not the token's fault: a 401 would sign the student out. Retry shortly.
+			logging.From(r.Context(), a.Log).Warn("authentication unavailable", "error", err.Error())
+			w.Header().Set("Retry-After", strconv.Itoa(int(auth.RetryAfter/time.Second)))
+			writeError(w, r, http.StatusServiceUnavailable, CodeAuthUnavailable, "sign-in check temporarily unavailable; retry shortly", "")
+			return
+		}
 		if err != nil {
 			logging.From(r.Context(), a.Log).Info("authentication failed", "error", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -201,6 +210,10 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, student auth.St
 	created, err := a.Service.CreateRoom(r.Context(), student, strings.ToLower(*req.CounselorCategory))
 	if errors.Is(err, categories.ErrNotFound) {
 		writeError(w, r, http.StatusNotFound, CodeCategoryNotFound, "counselor category not found", "counselor_category")
+		return
+	}
+	if errors.Is(err, service.ErrSessionClosed) {
+		writeError(w, r, http.StatusConflict, CodeSessionClosed, "the session was ended while it was being set up", "")
 		return
 	}
 	if err != nil {

@@ -32,7 +32,8 @@ const (
 	lkSecret = "secret-secret-secret-secret-secret"
 )
 
-// fakeAuth accepts "Bearer <student id>"; "Bearer panic" panics.
+// fakeAuth accepts "Bearer <student id>"; "Bearer panic" panics; "Bearer nokeys" finds the keys
+// unavailable.
 type fakeAuth struct{}
 
 func (fakeAuth) Authenticate(_ context.Context, header string) (auth.Student, error) {
@@ -42,6 +43,9 @@ func (fakeAuth) Authenticate(_ context.Context, header string) (auth.Student, er
 	}
 	if id == "panic" {
 		panic("authenticator exploded")
+	}
+	if id == "nokeys" {
+		return auth.Student{}, fmt.Errorf("%w: the JWKS at https://cognito.internal/x did not load", auth.ErrKeysUnavailable)
 	}
 	return auth.Student{ID: id, Name: "name-" + id}, nil
 }
@@ -88,24 +92,31 @@ func (f *fakeRooms) DeleteRoom(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeRooms) RoomExists(context.Context, string) (bool, error) { return true, nil }
+
 func (f *fakeRooms) Participants(context.Context, string) ([]rooms.Participant, error) {
 	return nil, nil
 }
 
-type fakeLauncher struct{}
+// fakeLauncher starts nothing; onLaunch, when set, runs during the launch.
+type fakeLauncher struct{ onLaunch func(agents.Session) }
 
-func (fakeLauncher) Launch(_ context.Context, s agents.Session) (string, error) {
+func (f *fakeLauncher) Launch(_ context.Context, s agents.Session) (string, error) {
+	if f.onLaunch != nil {
+		f.onLaunch(s)
+	}
 	return "task-" + s.SessionID, nil
 }
-func (fakeLauncher) Stop(context.Context, string, string) error { return nil }
+func (*fakeLauncher) Stop(context.Context, string, string) error { return nil }
 
 type fixture struct {
-	api   *API
-	h     http.Handler
-	store *sessions.MemoryStore
-	cats  *fakeCategories
-	rooms *fakeRooms
-	logs  *bytes.Buffer
+	agents *fakeLauncher
+	api    *API
+	h      http.Handler
+	store  *sessions.MemoryStore
+	cats   *fakeCategories
+	rooms  *fakeRooms
+	logs   *bytes.Buffer
 }
 
 func newFixture(tb testing.TB) *fixture {
@@ -115,11 +126,12 @@ func newFixture(tb testing.TB) *fixture {
 		cats: &fakeCategories{list: []categories.Category{
 			{ID: catID, Name: "Academic", Description: "Courses", SystemPrompt: "secret prompt", Enabled: true, SortOrder: 10},
 		}},
-		rooms: &fakeRooms{},
-		logs:  &bytes.Buffer{},
+		rooms:  &fakeRooms{},
+		agents: &fakeLauncher{},
+		logs:   &bytes.Buffer{},
 	}
 	svc := &service.Service{
-		Categories: f.cats, Sessions: f.store, Rooms: f.rooms, Agents: fakeLauncher{},
+		Categories: f.cats, Sessions: f.store, Rooms: f.rooms, Agents: f.agents,
 		MintToken: func(room, identity, name string, ttl time.Duration) (string, error) {
 			return rooms.StudentToken(lkKey, lkSecret, room, identity, name, ttl)
 		},
@@ -234,6 +246,38 @@ func TestErrorStatuses(t *testing.T) {
 	if w := f.do(req{"GET", "/api/v1/video/create-room", "", nil}); w.Header().Get("Allow") != "POST" {
 		t.Errorf("Allow %q", w.Header().Get("Allow"))
 	}
+}
+
+// TestAuthUnavailableIs503: when the keys cannot be loaded every student route answers 503 with
+// Retry-After (a 401 would sign the student out), without internal detail.
+func TestAuthUnavailableIs503(t *testing.T) {
+	f := newFixture(t)
+	for _, r := range []req{
+		createReq("nokeys", `{"counselor_category":"`+catID+`"}`),
+		{"GET", "/api/v1/counselor-categories", "", map[string]string{"Authorization": "Bearer nokeys"}},
+		{"GET", "/api/v1/video/sessions/00000000-0000-4000-8000-000000000000", "", map[string]string{"Authorization": "Bearer nokeys"}},
+		{"POST", "/api/v1/video/sessions/00000000-0000-4000-8000-000000000000/end", "", map[string]string{"Authorization": "Bearer nokeys"}},
+	} {
+		w := f.do(r)
+		errorOf(t, w, http.StatusServiceUnavailable, CodeAuthUnavailable)
+		if w.Header().Get("Retry-After") != "5" || w.Header().Get("WWW-Authenticate") != "" {
+			t.Errorf("%s %s: Retry-After %q WWW-Authenticate %q", r.method, r.path, w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"))
+		}
+		if strings.Contains(w.Body.String(), "cognito.internal") {
+			t.Errorf("detail leaked: %s", w.Body)
+		}
+	}
+}
+
+// TestSessionClosedDuringSetupIs409: the student ended the session while this request set it up.
+func TestSessionClosedDuringSetupIs409(t *testing.T) {
+	f := newFixture(t)
+	f.agents.onLaunch = func(s agents.Session) {
+		if _, err := f.store.End(context.Background(), s.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: time.Now(), Reason: service.ReasonEndedByStudent}); err != nil {
+			t.Error(err)
+		}
+	}
+	errorOf(t, f.do(createReq("s1", `{"counselor_category":"`+catID+`"}`)), http.StatusConflict, CodeSessionClosed)
 }
 
 func TestInternalErrorHidesCause(t *testing.T) {
@@ -391,7 +435,7 @@ func TestCreateRoomAndSessionRoutes(t *testing.T) {
 	if w := f.do(req{"GET", path, "", map[string]string{"Authorization": "Bearer s2"}}); w.Code != 404 {
 		t.Errorf("someone else's session: %d", w.Code)
 	}
-	if w := f.do(req{"POST", path + "/end", "", map[string]string{"Authorization": "Bearer s2"}}); w.Code != 404 || len(f.rooms.deleted) != 0 {
+	if w := f.do(req{"POST", path + "/end", "", map[string]string{"Authorization": "Bearer s2"}}); w.Code != 404 || slices.Contains(f.rooms.deleted, "video-"+created.SessionID) {
 		t.Errorf("someone else ends: %d deleted %v", w.Code, f.rooms.deleted)
 	}
 	w = f.do(req{"GET", path, "", map[string]string{"Authorization": "Bearer s1"}})
@@ -406,7 +450,7 @@ func TestCreateRoomAndSessionRoutes(t *testing.T) {
 		}
 	}
 	if w := f.do(req{"POST", path + "/end", "", map[string]string{"Authorization": "Bearer s1"}}); w.Code != http.StatusAccepted ||
-		!slices.Equal(f.rooms.deleted, []string{"video-" + created.SessionID}) {
+		!slices.Contains(f.rooms.deleted, "video-"+created.SessionID) || !strings.Contains(w.Body.String(), `"status":"ended"`) {
 		t.Errorf("end: %d deleted %v", w.Code, f.rooms.deleted)
 	}
 }

@@ -44,6 +44,8 @@ var ErrRoomNotFound = errors.New("room not found")
 type Service interface {
 	CreateRoom(ctx context.Context, name string, md Metadata) (sid string, err error)
 	DeleteRoom(ctx context.Context, name string) error
+	// RoomExists reports whether LiveKit has the room (one call).
+	RoomExists(ctx context.Context, name string) (bool, error)
 	// Participants lists who is in a room; ErrRoomNotFound if the room does not exist.
 	Participants(ctx context.Context, name string) ([]Participant, error)
 }
@@ -85,6 +87,16 @@ func (c *Client) DeleteRoom(ctx context.Context, name string) error {
 		return fmt.Errorf("livekit delete room: %w", err)
 	}
 	return nil
+}
+
+func (c *Client) RoomExists(ctx context.Context, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	list, err := c.rs.ListRooms(ctx, &livekit.ListRoomsRequest{Names: []string{name}})
+	if err != nil {
+		return false, fmt.Errorf("livekit list rooms: %w", err)
+	}
+	return len(list.Rooms) > 0, nil
 }
 
 func (c *Client) Participants(ctx context.Context, name string) ([]Participant, error) {

@@ -19,13 +19,47 @@ import (
 	"counselvideo/shared/sessions"
 )
 
-// ErrSessionNotFound is returned for sessions that do not exist or belong to someone else.
-var ErrSessionNotFound = errors.New("session not found")
+// Errors the HTTP layer maps to answers.
+var (
+	// ErrSessionNotFound is returned for sessions that do not exist or belong to someone else.
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrSessionClosed: the session was closed (ended by the student) while this request was still
+	// setting it up; its room and agent were undone.
+	ErrSessionClosed = errors.New("session closed during setup")
+)
+
+// Reasons written to end_reason by the API.
+const (
+	ReasonEndedByStudent = "ended by student"
+	ReasonRoomGone       = "room gone before the session was resumed (closed by create-room)"
+)
+
+// Time budget of one API request. The API Lambda's timeout (template.yaml, ApiFunction Timeout) must
+// hold the worst case, TimeBudget(): waiting for the Cognito keys, the whole setup, a launcher's own
+// cleanup after a failed launch, and undoing a failed setup, plus a margin. The template check fails
+// when it does not (infra/templatecheck CheckTimeBudget). Every outbound call runs under one of these
+// deadlines; the clients' own per-call deadlines (rooms, agents) are shorter.
+const (
+	// RequestTimeout bounds everything a request does before it answers (create-room's setup, a read,
+	// an end).
+	RequestTimeout = 6 * time.Second
+	// CleanupTimeout bounds undoing a failed setup: stop the agent, delete the room, record the failure.
+	// It runs on its own context, so a canceled request still cleans up.
+	CleanupTimeout = 3 * time.Second
+	// BudgetMargin is left for the runtime, the API Gateway adapter and writing the answer.
+	BudgetMargin = 2 * time.Second
+)
+
+// TimeBudget is the longest one API request can take.
+func TimeBudget() time.Duration {
+	return auth.KeyWaitMax + RequestTimeout + agents.LaunchCleanupTimeout + CleanupTimeout + BudgetMargin
+}
 
 // TokenMinter signs a student's LiveKit token.
 type TokenMinter func(room, identity, name string, ttl time.Duration) (string, error)
 
 type Service struct {
+	// Categories is read on every create-room; production wraps the table in categories.Cached.
 	Categories categories.Store
 	Sessions   sessions.Store
 	Rooms      rooms.Service
@@ -33,7 +67,9 @@ type Service struct {
 	MintToken  TokenMinter
 	// PublicURL is what the browser connects to.
 	PublicURL string
-	TokenTTL  time.Duration
+	// TokenTTL is how long the student's token can be used to join (LiveKit refreshes the token of a
+	// connected participant itself, see README).
+	TokenTTL time.Duration
 	// LockTTL bounds how long a crashed setup can block a student's next session.
 	LockTTL time.Duration
 	Log     *slog.Logger
@@ -61,70 +97,149 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// CreateRoom starts a session for the student, or returns their open one with a fresh token.
+// errSessionGone: the open session a create-room found was ending (its room is gone); it is closed
+// now and create-room starts a new one.
+var errSessionGone = errors.New("open session's room is gone")
+
+// maxCreateAttempts bounds create-room's start-or-resume loop: a second attempt follows closing a
+// dying session; a third covers a concurrent request that started one meanwhile.
+const maxCreateAttempts = 3
+
+// CreateRoom starts a session for the student, or returns their open one with a fresh token. A session
+// whose room is already gone (it is ending) is never resumed: it is closed and a new one starts.
 func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (Created, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
 	cat, err := s.Categories.GetEnabled(ctx, categoryID)
 	if err != nil {
 		return Created{}, err
 	}
+	for attempt := 1; ; attempt++ {
+		created, err := s.start(ctx, student, cat)
+		var active *sessions.ActiveSessionError
+		if !errors.As(err, &active) {
+			return created, err
+		}
+		created, err = s.resume(ctx, student, active.SessionID)
+		if !errors.Is(err, errSessionGone) || attempt == maxCreateAttempts {
+			return created, err
+		}
+	}
+}
+
+// start writes a new session and sets it up: record and room, then the agent, then the record of
+// both. It returns *sessions.ActiveSessionError when the student already has an open session.
+func (s *Service) start(ctx context.Context, student auth.Student, cat categories.Category) (Created, error) {
 	newID := s.NewID
 	if newID == nil {
 		newID = uuid.NewString
 	}
-	now := s.now().UTC()
 	sess := sessions.Session{
 		SessionID: newID(), UserID: student.ID, CategoryID: cat.ID, CategoryName: cat.Name,
-		Mode: sessions.ModeVideo, Status: sessions.StatusStarting, CreatedAt: now,
+		Mode: sessions.ModeVideo, Status: sessions.StatusStarting, CreatedAt: s.now().UTC(),
 	}
 	sess.RoomName = sessions.RoomName(sess.SessionID)
-
-	err = s.Sessions.Create(ctx, sess, s.LockTTL)
-	var active *sessions.ActiveSessionError
-	if errors.As(err, &active) {
-		return s.resume(ctx, student, active.SessionID)
-	}
-	if err != nil {
-		return Created{}, err
-	}
-	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
-	log := logging.From(ctx, s.Log)
-
+	// Signing is local and needs only the room name: done first, a failure leaves nothing behind.
 	token, expires, err := s.token(sess.RoomName, student)
 	if err != nil {
-		return Created{}, s.fail(ctx, sess, "", "token signing failed", err)
+		return Created{}, fmt.Errorf("token signing failed: %w", err)
 	}
-	roomSID, err := s.Rooms.CreateRoom(ctx, sess.RoomName, rooms.Metadata{SessionID: sess.SessionID, CategoryID: cat.ID})
-	if err != nil {
-		return Created{}, s.fail(ctx, sess, "", "room creation failed", err)
+
+	// The record and the room do not depend on each other: one round trip for both. A room made for
+	// a record that could not be written (the student has an open session, DynamoDB failed) is
+	// deleted again; nobody holds a token for it.
+	var roomSID string
+	var roomErr error
+	roomDone := make(chan struct{})
+	go func() {
+		defer close(roomDone)
+		roomSID, roomErr = s.Rooms.CreateRoom(ctx, sess.RoomName, rooms.Metadata{SessionID: sess.SessionID, CategoryID: cat.ID})
+	}()
+	createErr := s.Sessions.Create(ctx, sess, s.LockTTL)
+	<-roomDone
+	if createErr != nil {
+		if roomErr == nil {
+			s.deleteUnusedRoom(ctx, sess.RoomName)
+		}
+		return Created{}, createErr
+	}
+	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
+	if roomErr != nil {
+		return Created{}, s.fail(ctx, sess, "", "room creation failed", roomErr)
 	}
 	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID})
 	if err != nil {
 		return Created{}, s.fail(ctx, sess, "", "agent launch failed", err)
 	}
-	if err := s.Sessions.MarkStarted(ctx, sess.SessionID, roomSID, taskID, s.now().UTC()); err != nil {
+	// MarkStarted accepts an active session (the student joined through a second create-room's
+	// answer); it refuses a closed one (the student ended it meanwhile): then only undo.
+	err = s.Sessions.MarkStarted(ctx, sess.SessionID, roomSID, taskID, s.now().UTC())
+	if errors.Is(err, sessions.ErrConflict) {
+		return Created{}, s.abandon(ctx, sess, taskID)
+	}
+	if err != nil {
 		return Created{}, s.fail(ctx, sess, taskID, "session update failed", err)
 	}
-	log.Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
+	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
 		Status: string(sessions.StatusStarting), ExpiresAt: expires,
 	}, nil
 }
 
+// resume answers with the student's open session. A session whose setup finished but whose room is
+// gone is ending (room_finished is on its way, or was lost): it is closed here and errSessionGone
+// tells CreateRoom to start a new one, so the student never gets a token for a room that no longer
+// exists (joining it would make LiveKit create an empty room).
 func (s *Service) resume(ctx context.Context, student auth.Student, sessionID string) (Created, error) {
+	log := logging.From(ctx, s.Log).With("session_id", sessionID)
 	sess, err := s.Sessions.Get(ctx, sessionID)
 	if err != nil {
 		return Created{}, fmt.Errorf("read open session: %w", err)
 	}
+	if !sess.Status.Open() {
+		return Created{}, errSessionGone // closed since Create saw its lock
+	}
+	if !sess.StartedAt.IsZero() { // its setup made the room; a setup still running is left alone
+		exists, err := s.Rooms.RoomExists(ctx, sess.RoomName)
+		if err != nil {
+			return Created{}, fmt.Errorf("check open session's room: %w", err)
+		}
+		if !exists {
+			s.closeGone(ctx, log, sess)
+			return Created{}, errSessionGone
+		}
+	}
 	token, expires, err := s.token(sess.RoomName, student)
 	if err != nil {
-		return Created{}, err
+		return Created{}, fmt.Errorf("token signing failed: %w", err)
 	}
-	logging.From(ctx, s.Log).Info("returning open session", "session_id", sess.SessionID, "status", sess.Status)
+	log.Info("returning open session", "status", sess.Status)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
 		Status: string(sess.Status), ExpiresAt: expires, Resumed: true,
 	}, nil
+}
+
+// closeGone ends an open session whose room is gone and stops its agent (its room_finished webhook
+// would, but it may have been lost, and the sweeper only looks at open sessions).
+func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions.Session) {
+	_, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonRoomGone})
+	switch {
+	case errors.Is(err, sessions.ErrConflict):
+		log.Info("open session closed meanwhile")
+		return
+	case err != nil:
+		log.Error("closing a session whose room is gone failed", "error", err.Error())
+		return
+	}
+	log.Info("session closed: its room is gone", "end_reason", ReasonRoomGone)
+	if sess.AgentTaskID == "" {
+		return
+	}
+	if err := s.Agents.Stop(ctx, sess.AgentTaskID, "session "+sess.SessionID+": "+ReasonRoomGone); err != nil {
+		log.Error("stop agent of a closed session failed", "agent_task_id", sess.AgentTaskID, "error", err.Error())
+	}
 }
 
 func (s *Service) token(room string, student auth.Student) (string, time.Time, error) {
@@ -133,29 +248,69 @@ func (s *Service) token(room string, student auth.Student) (string, time.Time, e
 	return tok, expires, err
 }
 
-// fail undoes a half-started session: stop the agent, delete the room, record the failure. It uses its
-// own deadline so a canceled request still cleans up. The returned error is the original cause.
-func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, cause error) error {
+// cleanupContext is a fresh CleanupTimeout context: undoing must not depend on the request's.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
+}
+
+// deleteUnusedRoom deletes a room created for a session record that was never written. It stays
+// within the request's deadline (the request goes on to resume): a room it cannot delete has no
+// token holder and LiveKit closes it after its empty timeout.
+func (s *Service) deleteUnusedRoom(ctx context.Context, room string) {
+	if err := s.Rooms.DeleteRoom(ctx, room); err != nil {
+		// Nobody holds a token for it; LiveKit closes it after its empty timeout.
+		logging.From(ctx, s.Log).Warn("deleting an unused room failed", "room_name", room, "error", err.Error())
+	}
+}
+
+// undo stops the agent and deletes the room of a half-started session.
+func (s *Service) undo(ctx context.Context, sess sessions.Session, taskID, reason string) {
 	log := logging.From(ctx, s.Log)
-	log.Error("session setup failed", "reason", reason, "error", cause.Error())
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
 	if taskID != "" {
-		if err := s.Agents.Stop(cctx, taskID, "session setup failed: "+reason); err != nil {
+		if err := s.Agents.Stop(ctx, taskID, "session setup undone: "+reason); err != nil {
 			log.Error("cleanup: stop agent failed", "agent_task_id", taskID, "error", err.Error())
 		}
 	}
-	if err := s.Rooms.DeleteRoom(cctx, sess.RoomName); err != nil {
+	if err := s.Rooms.DeleteRoom(ctx, sess.RoomName); err != nil {
 		log.Error("cleanup: delete room failed", "room_name", sess.RoomName, "error", err.Error())
 	}
-	if _, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason}); err != nil {
+}
+
+// fail undoes a half-started session and records the failure. The returned error is the cause.
+func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, cause error) error {
+	log := logging.From(ctx, s.Log)
+	log.Error("session setup failed", "reason", reason, "error", cause.Error())
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	s.undo(cctx, sess, taskID, reason)
+	_, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason})
+	switch {
+	case errors.Is(err, sessions.ErrConflict):
+		log.Info("cleanup: session was closed meanwhile")
+	case err != nil:
 		log.Error("cleanup: mark session failed", "error", err.Error())
 	}
 	return fmt.Errorf("%s: %w", reason, cause)
 }
 
+// abandon undoes the room and agent of a session that was closed while it was being set up (the
+// student ended it through a second create-room's answer). The record stays as its closer wrote it.
+func (s *Service) abandon(ctx context.Context, sess sessions.Session, taskID string) error {
+	logging.From(ctx, s.Log).Info("session closed during setup; undoing its room and agent", "agent_task_id", taskID)
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	s.undo(cctx, sess, taskID, "session closed during setup")
+	return ErrSessionClosed
+}
+
 // Session returns the student's own session.
 func (s *Service) Session(ctx context.Context, student auth.Student, sessionID string) (sessions.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	return s.ownSession(ctx, student, sessionID)
+}
+
+func (s *Service) ownSession(ctx context.Context, student auth.Student, sessionID string) (sessions.Session, error) {
 	if _, err := uuid.Parse(sessionID); err != nil {
 		return sessions.Session{}, ErrSessionNotFound
 	}
@@ -166,23 +321,46 @@ func (s *Service) Session(ctx context.Context, student auth.Student, sessionID s
 	return sess, err
 }
 
-// EndSession deletes the session's room; the webhook (or the sweeper) records the end. Ending an
-// already closed session is a no-op.
+// EndSession records the end first (which releases the student's lock, so a create-room right after
+// starts a new session instead of resuming this one), then deletes the room and stops the agent. The
+// room_finished webhook that follows finds the session closed. Ending a closed session deletes its
+// room again (an earlier end may have failed to) and changes nothing else.
 func (s *Service) EndSession(ctx context.Context, student auth.Student, sessionID string) (sessions.Session, error) {
-	sess, err := s.Session(ctx, student, sessionID)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	sess, err := s.ownSession(ctx, student, sessionID)
 	if err != nil {
 		return sess, err
 	}
+	log := logging.From(ctx, s.Log).With("session_id", sess.SessionID)
+	closedNow := false
 	if sess.Status.Open() {
-		if err := s.Rooms.DeleteRoom(ctx, sess.RoomName); err != nil {
+		ended, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonEndedByStudent})
+		switch {
+		case err == nil:
+			sess, closedNow = ended, true
+			log.Info("session ended by student", "duration_seconds", ended.DurationSeconds)
+		case errors.Is(err, sessions.ErrConflict):
+			sess = ended // closed meanwhile: End returns it as it is
+		default:
 			return sess, err
 		}
-		logging.From(ctx, s.Log).Info("session end requested", "session_id", sess.SessionID)
+	}
+	if err := s.Rooms.DeleteRoom(ctx, sess.RoomName); err != nil {
+		return sess, err
+	}
+	if closedNow && sess.AgentTaskID != "" {
+		// room_finished stops it too; this covers a lost webhook (the sweeper skips closed sessions).
+		if err := s.Agents.Stop(ctx, sess.AgentTaskID, "session "+sess.SessionID+": "+ReasonEndedByStudent); err != nil {
+			log.Error("stop agent after end failed; room_finished will retry", "agent_task_id", sess.AgentTaskID, "error", err.Error())
+		}
 	}
 	return sess, nil
 }
 
 // ListCategories returns the categories a student can choose.
 func (s *Service) ListCategories(ctx context.Context) ([]categories.Category, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
 	return s.Categories.ListEnabled(ctx)
 }

@@ -60,23 +60,33 @@ func (f *fakeCategories) ListEnabled(context.Context) ([]categories.Category, er
 	return out, nil
 }
 
-// fakeRooms records calls and the context state they saw.
+// fakeRooms records calls and the context state they saw. A room exists from its creation to its
+// deletion. Hooks run before the fake takes its lock, so they may call the service.
 type fakeRooms struct {
-	mu        sync.Mutex
-	created   []string
-	deleted   []string
-	deleteCtx []error // ctx.Err() seen by each DeleteRoom
-	createErr error
-	deleteErr error
-	onCreate  func()
+	mu         sync.Mutex
+	created    []string
+	deleted    []string
+	live       map[string]bool
+	deleteCtx  []error // ctx.Err() seen by each DeleteRoom
+	noDeadline []string
+	createErr  error
+	deleteErr  error
+	onCreate   func()
+	// createStarted is closed when the first CreateRoom starts (to observe overlap).
+	createStarted chan struct{}
+	startOnce     sync.Once
 }
 
-func (f *fakeRooms) CreateRoom(_ context.Context, name string, md rooms.Metadata) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *fakeRooms) CreateRoom(ctx context.Context, name string, md rooms.Metadata) (string, error) {
+	if f.createStarted != nil {
+		f.startOnce.Do(func() { close(f.createStarted) })
+	}
 	if f.onCreate != nil {
 		f.onCreate()
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkDeadline(ctx, "CreateRoom")
 	if f.createErr != nil {
 		return "", f.createErr
 	}
@@ -84,39 +94,63 @@ func (f *fakeRooms) CreateRoom(_ context.Context, name string, md rooms.Metadata
 		return "", errors.New("room metadata does not match the room name")
 	}
 	f.created = append(f.created, name)
+	if f.live == nil {
+		f.live = map[string]bool{}
+	}
+	f.live[name] = true
 	return "RM_" + md.SessionID, nil
 }
 
 func (f *fakeRooms) DeleteRoom(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.checkDeadline(ctx, "DeleteRoom")
 	f.deleteCtx = append(f.deleteCtx, ctx.Err())
 	if f.deleteErr != nil {
 		return f.deleteErr
 	}
 	f.deleted = append(f.deleted, name)
+	delete(f.live, name)
 	return nil
+}
+
+func (f *fakeRooms) RoomExists(ctx context.Context, name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkDeadline(ctx, "RoomExists")
+	return f.live[name], nil
 }
 
 func (f *fakeRooms) Participants(context.Context, string) ([]rooms.Participant, error) {
 	return nil, nil
 }
 
-// fakeLauncher records launches and stops.
-type fakeLauncher struct {
-	mu        sync.Mutex
-	launched  []agents.Session
-	stopped   []string
-	stopCtx   []error
-	launchErr error
-	onLaunch  func()
+// checkDeadline notes calls made without a deadline; the caller holds f.mu.
+func (f *fakeRooms) checkDeadline(ctx context.Context, op string) {
+	if _, ok := ctx.Deadline(); !ok {
+		f.noDeadline = append(f.noDeadline, op)
+	}
 }
 
-func (f *fakeLauncher) Launch(_ context.Context, s agents.Session) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// fakeLauncher records launches and stops. onLaunch runs before the fake takes its lock.
+type fakeLauncher struct {
+	mu         sync.Mutex
+	launched   []agents.Session
+	stopped    []string
+	stopCtx    []error
+	launchErr  error
+	onLaunch   func()
+	noDeadline []string
+}
+
+func (f *fakeLauncher) Launch(ctx context.Context, s agents.Session) (string, error) {
 	if f.onLaunch != nil {
 		f.onLaunch()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		f.noDeadline = append(f.noDeadline, "Launch")
 	}
 	if f.launchErr != nil {
 		return "", f.launchErr
@@ -128,21 +162,54 @@ func (f *fakeLauncher) Launch(_ context.Context, s agents.Session) (string, erro
 func (f *fakeLauncher) Stop(ctx context.Context, taskID, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		f.noDeadline = append(f.noDeadline, "Stop")
+	}
 	f.stopCtx = append(f.stopCtx, ctx.Err())
 	f.stopped = append(f.stopped, taskID)
 	return nil
 }
 
-// ctxStore behaves like a remote store: it refuses work on a done context. failStarted makes
-// MarkStarted fail.
+// ctxStore behaves like a remote store: it refuses work on a done context and notes calls without a
+// deadline. failStarted makes MarkStarted fail; onCreate runs after a Create.
 type ctxStore struct {
 	*sessions.MemoryStore
 	failStarted error
+	onCreate    func()
+	mu          sync.Mutex
 	endCtx      []error
+	noDeadline  []string
+}
+
+func (s *ctxStore) check(ctx context.Context, op string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		s.noDeadline = append(s.noDeadline, op)
+	}
+	return ctx.Err()
+}
+
+func (s *ctxStore) Create(ctx context.Context, sess sessions.Session, ttl time.Duration) error {
+	if err := s.check(ctx, "Create"); err != nil {
+		return err
+	}
+	err := s.MemoryStore.Create(ctx, sess, ttl)
+	if s.onCreate != nil {
+		s.onCreate()
+	}
+	return err
+}
+
+func (s *ctxStore) Get(ctx context.Context, id string) (sessions.Session, error) {
+	if err := s.check(ctx, "Get"); err != nil {
+		return sessions.Session{}, err
+	}
+	return s.MemoryStore.Get(ctx, id)
 }
 
 func (s *ctxStore) MarkStarted(ctx context.Context, id, roomSID, taskID string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.check(ctx, "MarkStarted"); err != nil {
 		return err
 	}
 	if s.failStarted != nil {
@@ -152,8 +219,11 @@ func (s *ctxStore) MarkStarted(ctx context.Context, id, roomSID, taskID string, 
 }
 
 func (s *ctxStore) End(ctx context.Context, id string, e sessions.Ending) (sessions.Session, error) {
+	err := s.check(ctx, "End")
+	s.mu.Lock()
 	s.endCtx = append(s.endCtx, ctx.Err())
-	if err := ctx.Err(); err != nil {
+	s.mu.Unlock()
+	if err != nil {
 		return sessions.Session{}, err
 	}
 	return s.MemoryStore.End(ctx, id, e)
@@ -316,15 +386,20 @@ func TestCreateRoomMarkStartedFails(t *testing.T) {
 	assertFailed(t, f, err, errBoom, "session update failed")
 }
 
+// TestCreateRoomTokenFails: signing comes first, so its failure leaves nothing behind.
 func TestCreateRoomTokenFails(t *testing.T) {
 	f := newFixture(t)
 	f.svc.MintToken = func(string, string, string, time.Duration) (string, error) { return "", errBoom }
 	_, err := f.svc.CreateRoom(context.Background(), student, catID)
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("error %v does not wrap the cause", err)
+	}
 	if len(f.rooms.created)+len(f.agents.launched) != 0 {
 		t.Errorf("room or agent started without a token: %v %v", f.rooms.created, f.agents.launched)
 	}
-	f.svc.MintToken = func(room, _, _ string, _ time.Duration) (string, error) { return "t-" + room, nil }
-	assertFailed(t, f, err, errBoom, "token signing failed")
+	if _, err := f.store.Get(context.Background(), sessionID); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("a session was written: %v", err)
+	}
 }
 
 // TestCleanupSurvivesCanceledRequest: the client hangs up while the agent launches; the cleanup still
@@ -389,8 +464,13 @@ func TestCreateRoomResumesOpenSession(t *testing.T) {
 	if !second.ExpiresAt.Equal(t0.Add(time.Minute + 15*time.Minute)) {
 		t.Errorf("resumed token expires %v", second.ExpiresAt)
 	}
-	if len(f.agents.launched) != 1 || len(f.rooms.created) != 1 || len(f.minted) != 2 {
-		t.Errorf("launches %d rooms %d tokens %d, want 1 1 2", len(f.agents.launched), len(f.rooms.created), len(f.minted))
+	if len(f.agents.launched) != 1 || second.AccessToken != "token-"+first.RoomName {
+		t.Errorf("launches %d, resumed token %q", len(f.agents.launched), second.AccessToken)
+	}
+	// The room made alongside the record that could not be written is deleted again.
+	unused := "video-22222222-2222-4333-8444-555555555555"
+	if !slices.Equal(f.rooms.created, []string{first.RoomName, unused}) || !slices.Equal(f.rooms.deleted, []string{unused}) {
+		t.Errorf("rooms created %v deleted %v", f.rooms.created, f.rooms.deleted)
 	}
 	// The ID the resume consumed was never written.
 	if _, err := f.store.Get(context.Background(), "22222222-2222-4333-8444-555555555555"); !errors.Is(err, sessions.ErrNotFound) {
@@ -439,24 +519,33 @@ func TestSessionAndEndSessionOwnership(t *testing.T) {
 	if err != nil || s.SessionID != sessionID {
 		t.Fatalf("EndSession by owner: %+v %v", s, err)
 	}
-	if !slices.Equal(f.rooms.deleted, []string{"video-" + sessionID}) {
-		t.Errorf("deleted %v", f.rooms.deleted)
+	// The end is recorded first (releasing the lock), then the room and the agent go.
+	if s.Status != sessions.StatusEnded || s.EndReason != ReasonEndedByStudent || f.session(t, sessionID).Status != sessions.StatusEnded {
+		t.Errorf("ended session %+v", s)
 	}
-	// Ending a closed session deletes nothing.
-	if _, err := f.store.End(context.Background(), sessionID, sessions.Ending{Status: sessions.StatusEnded, At: t0.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
+	if !slices.Equal(f.rooms.deleted, []string{"video-" + sessionID}) || !slices.Equal(f.agents.stopped, []string{"task-" + sessionID}) {
+		t.Errorf("deleted %v stopped %v", f.rooms.deleted, f.agents.stopped)
 	}
-	if _, err := f.svc.EndSession(context.Background(), student, sessionID); err != nil {
-		t.Fatal(err)
+	// Ending a closed session deletes its room again (idempotent) and changes nothing else.
+	if s, err := f.svc.EndSession(context.Background(), student, sessionID); err != nil || s.EndReason != ReasonEndedByStudent {
+		t.Fatalf("second end: %+v %v", s, err)
 	}
-	if len(f.rooms.deleted) != 1 {
-		t.Errorf("closed session's room deleted again: %v", f.rooms.deleted)
+	if len(f.rooms.deleted) != 2 || len(f.agents.stopped) != 1 {
+		t.Errorf("second end: deleted %v stopped %v", f.rooms.deleted, f.agents.stopped)
 	}
-	// A LiveKit failure is reported.
+	// A LiveKit failure is reported; the end stays recorded, and ending again retries the delete.
 	f.rooms.deleteErr = errBoom
-	f.store.Put(sessions.Session{SessionID: "44444444-2222-4333-8444-555555555555", UserID: student.ID, Status: sessions.StatusActive, RoomName: "video-4"})
-	if _, err := f.svc.EndSession(context.Background(), student, "44444444-2222-4333-8444-555555555555"); !errors.Is(err, errBoom) {
+	id4 := "44444444-2222-4333-8444-555555555555"
+	f.store.Put(sessions.Session{SessionID: id4, UserID: student.ID, Status: sessions.StatusActive, RoomName: "video-4"})
+	if _, err := f.svc.EndSession(context.Background(), student, id4); !errors.Is(err, errBoom) {
 		t.Errorf("delete failure: %v", err)
+	}
+	if got := f.session(t, id4); got.Status != sessions.StatusEnded {
+		t.Errorf("after a failed delete the session is %s", got.Status)
+	}
+	f.rooms.deleteErr = nil
+	if _, err := f.svc.EndSession(context.Background(), student, id4); err != nil || f.rooms.deleted[len(f.rooms.deleted)-1] != "video-4" {
+		t.Errorf("retried end: %v, deleted %v", err, f.rooms.deleted)
 	}
 }
 

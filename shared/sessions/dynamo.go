@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -68,21 +69,52 @@ func marshalSession(s Session) (map[string]types.AttributeValue, error) {
 }
 
 func (d *DynamoStore) Create(ctx context.Context, s Session, lockTTL time.Duration) error {
-	for attempt := 0; ; attempt++ {
+	staleChecked := false
+	for attempt := 1; ; attempt++ {
 		err := d.create(ctx, s, lockTTL)
 		var active *ActiveSessionError
-		if attempt > 0 || !errors.As(err, &active) {
+		switch {
+		case errors.Is(err, errTransactionConflict) && attempt < maxOptimisticAttempts:
+			// Another transaction is writing the student's lock at this moment: almost always a
+			// concurrent create-room (a double click). Once it settles, the retry either finds its
+			// session (and resumes it) or, if it failed, takes the lock itself.
+			if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
+				return fmt.Errorf("create session: %w", err)
+			}
+		case errors.As(err, &active) && !staleChecked:
+			// The lock may be stale: its session ended but the lock release failed. Clear it and retry once.
+			staleChecked = true
+			held, gerr := d.Get(ctx, active.SessionID)
+			if gerr != nil && !errors.Is(gerr, ErrNotFound) {
+				return gerr
+			}
+			if gerr == nil && held.Status.Open() {
+				return err
+			}
+			d.releaseLock(ctx, s.UserID, active.SessionID)
+		default:
 			return err
 		}
-		// The lock may be stale: its session ended but the lock release failed. Clear it and retry once.
-		held, gerr := d.Get(ctx, active.SessionID)
-		if gerr != nil && !errors.Is(gerr, ErrNotFound) {
-			return gerr
-		}
-		if gerr == nil && held.Status.Open() {
-			return err
-		}
-		d.releaseLock(ctx, s.UserID, active.SessionID)
+	}
+}
+
+// errTransactionConflict marks a create cancelled because another transaction held one of its items.
+var errTransactionConflict = errors.New("transaction conflict")
+
+// conflictBackoff is the jittered wait before retrying a conflicted create: 10 ms, 20 ms, 40 ms, ...
+func conflictBackoff(attempt int) time.Duration {
+	base := 10 * time.Millisecond << (attempt - 1)
+	return base/2 + rand.N(base/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -118,13 +150,18 @@ func (d *DynamoStore) create(ctx context.Context, s Session, lockTTL time.Durati
 	})
 	var canceled *types.TransactionCanceledException
 	if errors.As(err, &canceled) && len(canceled.CancellationReasons) > 0 {
-		reason := canceled.CancellationReasons[0]
+		reason := canceled.CancellationReasons[0] // the lock's
 		if aws.ToString(reason.Code) == "ConditionalCheckFailed" {
 			held := ""
 			if v, ok := reason.Item["session_id"].(*types.AttributeValueMemberS); ok {
 				held = v.Value
 			}
 			return &ActiveSessionError{SessionID: held}
+		}
+		for _, r := range canceled.CancellationReasons {
+			if aws.ToString(r.Code) == "TransactionConflict" {
+				return fmt.Errorf("create session: %w: %w", errTransactionConflict, err)
+			}
 		}
 	}
 	if err != nil {
@@ -190,16 +227,8 @@ func (d *DynamoStore) ListByUser(ctx context.Context, userID string, limit int32
 }
 
 func (d *DynamoStore) ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]Session, error) {
-	return d.query(ctx, &dynamodb.QueryInput{
-		TableName:                &d.table,
-		IndexName:                aws.String(dynamotables.OpenSessionsIndex),
-		KeyConditionExpression:   aws.String("#b = :open AND created_at < :before"),
-		ExpressionAttributeNames: map[string]string{"#b": dynamotables.SweepBucketAttr},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":open": str(dynamotables.SweepBucketOpen), ":before": ts(createdBefore),
-		},
-		Limit: aws.Int32(limit),
-	})
+	list, _, err := d.ListOpenPage(ctx, createdBefore, SweepCursor{}, limit)
+	return list, err
 }
 
 // update runs a conditional update on a session item and maps a lost condition to ErrConflict.
@@ -230,8 +259,9 @@ func (d *DynamoStore) update(ctx context.Context, id, set, cond string, vals map
 func (d *DynamoStore) MarkStarted(ctx context.Context, id, roomSID, taskID string, at time.Time) error {
 	_, err := d.update(ctx, id,
 		"SET started_at = :at, agent_task_id = :task, room_sid = if_not_exists(room_sid, :sid)",
-		"#s = :starting",
-		map[string]types.AttributeValue{":at": ts(at), ":task": str(taskID), ":sid": str(roomSID), ":starting": str(string(StatusStarting))})
+		"#s IN (:starting, :active)",
+		map[string]types.AttributeValue{":at": ts(at), ":task": str(taskID), ":sid": str(roomSID),
+			":starting": str(string(StatusStarting)), ":active": str(string(StatusActive))})
 	return err
 }
 

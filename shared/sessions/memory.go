@@ -15,6 +15,8 @@ type MemoryStore struct {
 	sessions map[string]Session
 	locks    map[string]memLock // by user id
 	events   map[string]time.Time
+	// sweepCursor is where the next sweep starts (see sweep.go).
+	sweepCursor SweepCursor
 	// Now is the store's clock for lock and claim expiry (time.Now when nil).
 	Now func() time.Time
 }
@@ -69,9 +71,9 @@ func (m *MemoryStore) ListByUser(_ context.Context, userID string, limit int32) 
 	return m.list(func(s Session) bool { return s.UserID == userID }, func(a, b Session) int { return b.CreatedAt.Compare(a.CreatedAt) }, limit), nil
 }
 
-func (m *MemoryStore) ListOpen(_ context.Context, createdBefore time.Time, limit int32) ([]Session, error) {
-	return m.list(func(s Session) bool { return s.Status.Open() && s.CreatedAt.Before(createdBefore) },
-		func(a, b Session) int { return a.CreatedAt.Compare(b.CreatedAt) }, limit), nil
+func (m *MemoryStore) ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]Session, error) {
+	list, _, err := m.ListOpenPage(ctx, createdBefore, SweepCursor{}, limit)
+	return list, err
 }
 
 func (m *MemoryStore) list(keep func(Session) bool, order func(a, b Session) int, limit int32) []Session {
@@ -107,7 +109,7 @@ func (m *MemoryStore) apply(id string, change func(*Session) error) (Session, er
 
 func (m *MemoryStore) MarkStarted(_ context.Context, id, roomSID, taskID string, at time.Time) error {
 	_, err := m.apply(id, func(s *Session) error {
-		if s.Status != StatusStarting {
+		if !s.Status.Open() {
 			return ErrConflict
 		}
 		s.StartedAt, s.AgentTaskID = at.UTC(), taskID

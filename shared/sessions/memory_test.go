@@ -172,3 +172,28 @@ func TestStoredTimesSortAsStrings(t *testing.T) {
 		t.Fatal("zero times must be omitted")
 	}
 }
+
+// TestMarkStartedAcceptsAnyOpenStatus: the student may join (active) before setup records its task;
+// a closed session refuses it so the setup undoes itself.
+func TestMarkStartedAcceptsAnyOpenStatus(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemoryStore()
+	if err := m.Create(ctx, newSession("s1", "u1"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RecordStudentJoin(ctx, "s1", t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-1", t0.Add(2*time.Second)); err != nil {
+		t.Fatalf("MarkStarted on an active session: %v", err)
+	}
+	if s, _ := m.Get(ctx, "s1"); s.Status != StatusActive || s.AgentTaskID != "task-1" {
+		t.Fatalf("after MarkStarted: %+v", s)
+	}
+	if _, err := m.End(ctx, "s1", Ending{Status: StatusEnded, At: t0.Add(time.Minute), Reason: "ended by student"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-2", t0.Add(time.Minute)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("MarkStarted on an ended session: %v, want ErrConflict", err)
+	}
+}

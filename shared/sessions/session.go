@@ -99,14 +99,17 @@ type Ending struct {
 // Store persists sessions. The DynamoDB implementation is the production one; MemoryStore serves unit tests.
 type Store interface {
 	// Create writes a new `starting` session and the student's active-session lock atomically.
-	// If the student already holds an open session it returns *ActiveSessionError.
+	// If the student already holds an open session (also one being created concurrently) it returns
+	// *ActiveSessionError.
 	Create(ctx context.Context, s Session, lockTTL time.Duration) error
 	Get(ctx context.Context, sessionID string) (Session, error)
 	// ListByUser returns a student's sessions, newest first.
 	ListByUser(ctx context.Context, userID string, limit int32) ([]Session, error)
 	// ListOpen returns sessions that are not terminal and were created before the given time.
 	ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]Session, error)
-	// MarkStarted records the room sid, agent task and start time of a `starting` session.
+	// MarkStarted records the room sid, agent task and start time of an open session (the student
+	// may already have joined through a second create-room). ErrConflict if the session was closed
+	// meanwhile (ended by the student, failed by the sweeper).
 	MarkStarted(ctx context.Context, sessionID, roomSID, taskID string, at time.Time) error
 	// RecordRoomSID sets the room sid if none is recorded yet (room_started may come first).
 	RecordRoomSID(ctx context.Context, sessionID, roomSID string) error

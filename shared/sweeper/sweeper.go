@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"counselvideo/shared/agents"
@@ -20,13 +22,27 @@ import (
 const (
 	// DefaultMinAge leaves sessions alone while the API may still be setting up their room.
 	DefaultMinAge = time.Minute
-	// DefaultBatch is how many open sessions one run examines (oldest first).
-	DefaultBatch = 500
+	// DefaultConcurrency is how many sessions are checked at once. A check is two LiveKit calls (one
+	// more, a DynamoDB write and an ECS StopTask for a session that is over): at 100 ms a call, 16
+	// workers check 1,000 open sessions in about 13 s, well inside one run (bench/results/sweeper.md),
+	// while LiveKit's server API and ECS see a modest, steady rate instead of a burst.
+	DefaultConcurrency = 16
+	// DefaultPageSize is how many open sessions one query reads.
+	DefaultPageSize = 100
+	// DefaultStopMargin: no session is started this long before the run's deadline (the Lambda's).
+	// Checks in flight finish within it: each LiveKit call is bounded to 5 s, an ECS call to 10 s.
+	DefaultStopMargin = 10 * time.Second
+	// maxFailuresReported bounds the failures listed in a report (all are counted and logged).
+	maxFailuresReported = 20
 )
 
 // Store is the part of the session store the sweeper uses.
 type Store interface {
-	ListOpen(ctx context.Context, createdBefore time.Time, limit int32) ([]sessions.Session, error)
+	// ListOpenPage lists open sessions created before createdBefore, oldest first, after a cursor.
+	ListOpenPage(ctx context.Context, createdBefore time.Time, after sessions.SweepCursor, limit int32) (page []sessions.Session, more bool, err error)
+	// LoadSweepCursor and SaveSweepCursor keep where a run stopped (zero: at the end of the list).
+	LoadSweepCursor(ctx context.Context) (sessions.SweepCursor, error)
+	SaveSweepCursor(ctx context.Context, c sessions.SweepCursor) error
 	End(ctx context.Context, sessionID string, e sessions.Ending) (sessions.Session, error)
 }
 
@@ -47,9 +63,15 @@ type Sweeper struct {
 	AgentJoinTimeout time.Duration
 	// MinAge: younger sessions are not examined (DefaultMinAge when zero; negative means none).
 	MinAge time.Duration
-	// Batch bounds the sessions examined per run (DefaultBatch when zero).
-	Batch int32
-	Now   func() time.Time
+	// MaxPerRun bounds the sessions one run examines (0: no bound but the deadline); the next run
+	// resumes after the last one.
+	MaxPerRun int
+	// Concurrency, PageSize and StopMargin: DefaultConcurrency, DefaultPageSize and
+	// DefaultStopMargin when zero.
+	Concurrency int
+	PageSize    int32
+	StopMargin  time.Duration
+	Now         func() time.Time
 }
 
 // Closed is one session the run closed.
@@ -59,11 +81,33 @@ type Closed struct {
 	Reason    string          `json:"end_reason"`
 }
 
+// Failure is one session the run could not check or clean up; the next pass over it tries again.
+type Failure struct {
+	SessionID string `json:"session_id,omitempty"` // empty for a failure that concerns no one session
+	Error     string `json:"error"`
+}
+
 // Report summarises a run.
 type Report struct {
+	// Examined counts the sessions checked, Closed lists those closed (in list order).
 	Examined int      `json:"examined"`
 	Closed   []Closed `json:"closed"`
-	Errors   int      `json:"errors"`
+	// Errors counts every failure; Failures lists the first maxFailuresReported of them.
+	Errors   int       `json:"errors"`
+	Failures []Failure `json:"failures"`
+	// Resumed: the run started where an earlier one stopped. Complete: it reached the end of the
+	// open sessions (the next run starts from the oldest again); otherwise Cursor is where the next
+	// run resumes.
+	Resumed  bool                 `json:"resumed"`
+	Complete bool                 `json:"complete"`
+	Cursor   sessions.SweepCursor `json:"cursor,omitzero"`
+}
+
+func (r *Report) fail(sessionID string, err error) {
+	r.Errors++
+	if len(r.Failures) < maxFailuresReported {
+		r.Failures = append(r.Failures, Failure{SessionID: sessionID, Error: err.Error()})
+	}
 }
 
 // Reasons written to end_reason.
@@ -85,10 +129,35 @@ func (s *Sweeper) now() time.Time {
 	return time.Now()
 }
 
-// Run examines the open sessions once. The error joins every per-session failure (the report counts
-// them); a failed session is retried on the next run.
+func orDefault[T int | int32 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// budget derives, from ctx's deadline (the Lambda's), a context that ends when no new session may be
+// started and one that bounds the checks in flight, leaving time to save the cursor and answer.
+func (s *Sweeper) budget(ctx context.Context) (start, work context.Context, cancel func()) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, ctx, func() {}
+	}
+	margin := orDefault(s.StopMargin, DefaultStopMargin)
+	work, cancelWork := context.WithDeadline(ctx, dl.Add(-min(2*time.Second, margin/4)))
+	start, cancelStart := context.WithDeadline(work, dl.Add(-margin))
+	return start, work, func() { cancelStart(); cancelWork() }
+}
+
+// Run examines open sessions, oldest first, from where the last run stopped, with Concurrency
+// checks at a time, until the list ends or the deadline nears; it then saves where the next run
+// starts. A session that cannot be checked or cleaned up is counted and listed in the report, not
+// returned as an error: a failed invocation is retried by the scheduler and would overlap the next
+// run. The error is for a run that could examine nothing because the session store failed.
 func (s *Sweeper) Run(ctx context.Context) (Report, error) {
+	began := time.Now()
 	now := s.now().UTC()
+	log := logging.From(ctx, s.Log)
 	minAge := s.MinAge
 	if minAge == 0 {
 		minAge = DefaultMinAge
@@ -101,32 +170,102 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 			minAge = min(minAge, limit)
 		}
 	}
-	batch := s.Batch
-	if batch <= 0 {
-		batch = DefaultBatch
-	}
-	open, err := s.Sessions.ListOpen(ctx, now.Add(-minAge), batch)
+	startCtx, workCtx, cancel := s.budget(ctx)
+	defer cancel()
+
+	rep := Report{Closed: []Closed{}, Failures: []Failure{}}
+	from, err := s.Sessions.LoadSweepCursor(workCtx)
 	if err != nil {
-		return Report{}, err
+		log.Error("reading the sweep cursor failed; starting from the oldest session", "error", err.Error())
+		rep.fail("", err)
 	}
-	rep := Report{Examined: len(open), Closed: []Closed{}}
-	var errs []error
-	for _, sess := range open {
-		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
+	rep.Resumed = !from.IsZero()
+
+	type job struct {
+		seq  int
+		sess sessions.Session
+	}
+	type outcome struct {
+		seq    int
+		closed *Closed
+	}
+	jobs := make(chan job)
+	var (
+		mu       sync.Mutex
+		outcomes []outcome
+		wg       sync.WaitGroup
+	)
+	for range orDefault(s.Concurrency, DefaultConcurrency) {
+		wg.Go(func() {
+			for j := range jobs {
+				c, err := s.sweep(workCtx, j.sess, now)
+				mu.Lock()
+				if err != nil {
+					logging.From(ctx, s.Log).Error("session check failed", "session_id", j.sess.SessionID, "user_id", j.sess.UserID, "error", err.Error())
+					rep.fail(j.sess.SessionID, err)
+				}
+				if c != nil {
+					outcomes = append(outcomes, outcome{j.seq, c})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+
+	// Hand out sessions in list order; the cursor follows the last one handed out, so everything
+	// before it has been (or is being) checked when the run stops early.
+	cursor, listed, complete := from, 0, false
+	var listErr error
+hand:
+	for startCtx.Err() == nil {
+		page, more, err := s.Sessions.ListOpenPage(workCtx, now.Add(-minAge), cursor, orDefault(s.PageSize, DefaultPageSize))
+		if err != nil {
+			listErr = err
 			break
 		}
-		c, err := s.sweep(ctx, sess, now)
-		if err != nil {
-			rep.Errors++
-			errs = append(errs, fmt.Errorf("session %s: %w", sess.SessionID, err))
+		for _, sess := range page {
+			if startCtx.Err() != nil || (s.MaxPerRun > 0 && listed >= s.MaxPerRun) {
+				break hand
+			}
+			select {
+			case jobs <- job{listed, sess}:
+				listed++
+				cursor = sessions.CursorAt(sess)
+			case <-startCtx.Done():
+				break hand
+			}
 		}
-		if c != nil {
-			rep.Closed = append(rep.Closed, *c)
+		if !more {
+			complete = true
+			break
 		}
 	}
-	logging.From(ctx, s.Log).Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors)
-	return rep, errors.Join(errs...)
+	close(jobs)
+	wg.Wait()
+
+	rep.Examined, rep.Complete = listed, complete
+	slices.SortFunc(outcomes, func(a, b outcome) int { return a.seq - b.seq })
+	for _, o := range outcomes {
+		rep.Closed = append(rep.Closed, *o.closed)
+	}
+	if listErr != nil {
+		log.Error("listing open sessions failed", "error", listErr.Error())
+		rep.fail("", listErr)
+	}
+	if !complete {
+		rep.Cursor = cursor
+	}
+	// The save gets what is left of the run's own deadline (checks in flight stopped before it).
+	if err := s.Sessions.SaveSweepCursor(ctx, rep.Cursor); err != nil {
+		log.Error("saving the sweep cursor failed", "error", err.Error())
+		rep.fail("", err)
+	}
+	log.Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors,
+		"complete", rep.Complete, "resumed", rep.Resumed, "duration_ms", time.Since(began).Milliseconds())
+	if listErr != nil && listed == 0 {
+		return rep, fmt.Errorf("sweep: %w", listErr)
+	}
+	return rep, nil
 }
 
 func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Time) (*Closed, error) {

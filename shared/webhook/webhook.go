@@ -209,8 +209,12 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 	}
 	log = log.With("user_id", sess.UserID)
 	roomSID := ev.GetRoom().GetSid()
-	if sess.RoomSID != "" && roomSID != "" && roomSID != sess.RoomSID {
-		log.Info("webhook for an older room with the session's name ignored", "room_sid", roomSID, "session_room_sid", sess.RoomSID)
+	// Only one room with a name exists at a time, so a room whose sid is not the recorded one is either
+	// an older one (its events are stale) or one LiveKit auto-created when a student joined after the
+	// session's room was gone: a ghost, handled with the student's join below.
+	otherRoom := sess.RoomSID != "" && roomSID != "" && roomSID != sess.RoomSID
+	if otherRoom && !(ev.GetEvent() == EventParticipantJoined && h.isStudent(ev.GetParticipant(), sess)) {
+		log.Info("webhook for another room with the session's name ignored", "room_sid", roomSID, "session_room_sid", sess.RoomSID)
 		return ResultIgnored, nil
 	}
 
@@ -234,11 +238,16 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 				return "", err
 			}
 			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
-		case p.GetIdentity() == sess.UserID:
-			if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
-				return "", err
+		case h.isStudent(p, sess):
+			if !otherRoom { // a ghost room's join time is no fact about the session
+				if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
+					return "", err
+				}
+				log.Info("student joined", "joined_at", at, "participant_sid", p.GetSid())
 			}
-			log.Info("student joined", "joined_at", at)
+			if otherRoom || sess.Status.Terminal() {
+				return h.deleteStrayRoom(ctx, log, sess, roomSID)
+			}
 		default:
 			log.Warn("unexpected participant joined", "identity", p.GetIdentity())
 			return ResultIgnored, nil
@@ -246,24 +255,27 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 		return ResultApplied, nil
 
 	case EventParticipantLeft, EventParticipantAbort:
+		// A departure never ends the session here (docs/architecture.md, "Leaving and coming back"). A
+		// reload, a network switch or a second tab replaces the student's connection: LiveKit removes the
+		// old participant with DUPLICATE_IDENTITY while the new one is joining. Any other departure may
+		// be followed by a return (a reload's old connection leaves CLIENT_INITIATED before the new one
+		// joins; a lost network ends in a timeout, then the client joins again): the agents are
+		// dependent participants, so LiveKit closes the room DepartureTimeout after the student left
+		// unless they came back, and its room_finished ends the session. Hanging up calls /end.
 		p := ev.GetParticipant()
-		if rooms.IsAgent(p) || p.GetIdentity() != sess.UserID {
-			log.Info("participant left", "identity", p.GetIdentity(), "agent", rooms.IsAgent(p))
-			return ResultIgnored, nil
-		}
-		if !sess.Status.Open() {
+		log = log.With("identity", p.GetIdentity(), "participant_sid", p.GetSid(), "disconnect_reason", p.GetDisconnectReason().String(), "how", ev.GetEvent())
+		switch {
+		case !h.isStudent(p, sess):
+			log.Info("participant left", "agent", rooms.IsAgent(p))
+		case !sess.Status.Open():
 			log.Info("student left a closed session")
-			return ResultIgnored, nil
+		case p.GetDisconnectReason() == livekit.DisconnectReason_DUPLICATE_IDENTITY:
+			log.Info("student's connection replaced by a newer one; session continues")
+		default:
+			log.Info("student left; the room closes after the departure timeout unless they return",
+				"departure_timeout_seconds", int(rooms.DepartureTimeout/time.Second))
 		}
-		// Deleting the room makes the agent and the avatar leave (they stop billing); LiveKit then
-		// sends room_finished, which records the end and stops the task.
-		dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-		defer cancel()
-		if err := h.Rooms.DeleteRoom(dctx, sess.RoomName); err != nil {
-			return "", err
-		}
-		log.Info("student left; room deleted", "room_name", sess.RoomName, "how", ev.GetEvent())
-		return ResultApplied, nil
+		return ResultIgnored, nil
 
 	case EventRoomFinished:
 		at := eventTime(ev, h.now)
@@ -290,6 +302,26 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 		return ResultApplied, nil
 	}
 	return ResultIgnored, nil
+}
+
+// isStudent tells the session's student from the agent, the avatar and anyone else.
+func (h *Handler) isStudent(p *livekit.ParticipantInfo, sess sessions.Session) bool {
+	return p != nil && !rooms.IsAgent(p) && p.GetIdentity() == sess.UserID
+}
+
+// deleteStrayRoom deletes a room the student sits in although the session owns no room there: the
+// session is closed, or its recorded room is gone and LiveKit auto-created this one on the student's
+// join (with a token from before the end). Nothing else would close it while the student waits alone.
+// Deleting goes by name, and a name has one room at a time, so this deletes only that room.
+func (h *Handler) deleteStrayRoom(ctx context.Context, log *slog.Logger, sess sessions.Session, roomSID string) (Result, error) {
+	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if err := h.Rooms.DeleteRoom(dctx, sess.RoomName); err != nil {
+		return "", err
+	}
+	log.Info("student joined a room the session does not own; room deleted",
+		"room_name", sess.RoomName, "room_sid", roomSID, "session_room_sid", sess.RoomSID, "status", sess.Status)
+	return ResultApplied, nil
 }
 
 // joinTime is when the participant joined: LiveKit's own timestamp, so replays give the same record.

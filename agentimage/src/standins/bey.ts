@@ -37,6 +37,13 @@ export interface BeySessionRequest {
   claims: Record<string, any> | null;
 }
 
+/**
+ * How stand-in avatars behave: `normal` joins and publishes video and audio; `never_joins` accepts
+ * the session but never joins the room; `no_video` joins and publishes audio only.
+ */
+export type AvatarBehaviour = 'normal' | 'never_joins' | 'no_video';
+export const AVATAR_BEHAVIOURS: readonly AvatarBehaviour[] = ['normal', 'never_joins', 'no_video'];
+
 export interface AudioSegment {
   from: string;
   sampleRate: string | undefined;
@@ -63,6 +70,7 @@ export class StandinAvatar {
     readonly request: BeySessionRequest,
     private onChange: () => void,
     private log?: (msg: string, f?: Record<string, unknown>) => void,
+    readonly behaviour: AvatarBehaviour = 'normal',
   ) {}
 
   get roomName(): string | undefined {
@@ -89,11 +97,13 @@ export class StandinAvatar {
       this.onChange();
       return 'ok';
     });
-    const video = LocalVideoTrack.createVideoTrack('avatar-video', this.videoSource);
+    if (this.behaviour !== 'no_video') {
+      const video = LocalVideoTrack.createVideoTrack('avatar-video', this.videoSource);
+      await this.room.localParticipant!.publishTrack(video, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
+      this.startVideo();
+    }
     const audio = LocalAudioTrack.createAudioTrack('avatar-audio', this.audioSource);
-    await this.room.localParticipant!.publishTrack(video, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
     await this.room.localParticipant!.publishTrack(audio, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
-    this.startVideo();
     this.connected = true;
     this.log?.('avatar joined', { room: this.roomName });
     this.onChange();
@@ -179,6 +189,8 @@ export interface BeyStandinOptions {
   port?: number;
   /** When set, requests with another x-api-key get 401. */
   expectedApiKey?: string;
+  /** Behaviour of the avatars this stand-in starts (default `normal`). */
+  avatarBehaviour?: AvatarBehaviour;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -246,11 +258,13 @@ export class BeyStandin {
     }
     const request: BeySessionRequest = { apiKey, body, claims: decodeJwt(body.livekit_token) };
     this.requests.push(request);
-    const avatar = new StandinAvatar(request, this.changed, this.opts.log);
+    const avatar = new StandinAvatar(request, this.changed, this.opts.log, this.opts.avatarBehaviour);
     this.avatars.push(avatar);
-    this.opts.log?.('bey session requested', { avatar_id: body.avatar_id, room: avatar.roomName });
+    this.opts.log?.('bey session requested', { avatar_id: body.avatar_id, room: avatar.roomName, behaviour: avatar.behaviour });
     // Like the real service: accept, then join the room asynchronously.
-    avatar.start().catch((e) => this.opts.log?.('avatar failed to join', { error: String(e) }));
+    if (avatar.behaviour !== 'never_joins') {
+      avatar.start().catch((e) => this.opts.log?.('avatar failed to join', { error: String(e) }));
+    }
     this.changed();
     reply(201, { id: randomUUID(), avatar_id: body.avatar_id });
   }

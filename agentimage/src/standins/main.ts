@@ -1,12 +1,12 @@
 // Standalone stand-ins for the local dev stack:
-//   node dist/standins/main.js [--host 127.0.0.1] [--realtime-port N] [--bey-port N]
-// (env STANDIN_HOST, STANDIN_REALTIME_PORT, STANDIN_BEY_PORT; 0 = any free port).
+//   node dist/standins/main.js [--host 127.0.0.1] [--realtime-port N] [--bey-port N] [--bey-avatar normal|never_joins|no_video]
+// (env STANDIN_HOST, STANDIN_REALTIME_PORT, STANDIN_BEY_PORT, STANDIN_BEY_AVATAR; 0 = any free port).
 // Prints one JSON line when ready:
 //   {"event":"standins_ready","openai_base_url":"http://127.0.0.1:N/v1","bey_api_url":"http://127.0.0.1:M"}
 // and runs until SIGTERM/SIGINT. Any API key is accepted.
 import { dispose } from '@livekit/rtc-node';
 import { adoptRtcLogger } from '../logger.js';
-import { BeyStandin } from './bey.js';
+import { AVATAR_BEHAVIOURS, BeyStandin, type AvatarBehaviour } from './bey.js';
 import { RealtimeStandin } from './realtime.js';
 
 function arg(name: string, envName: string, def: string): string {
@@ -28,8 +28,13 @@ async function main(): Promise<void> {
     log('invalid port', { level: 'fatal' });
     process.exit(2);
   }
+  const avatarBehaviour = arg('bey-avatar', 'STANDIN_BEY_AVATAR', 'normal') as AvatarBehaviour;
+  if (!AVATAR_BEHAVIOURS.includes(avatarBehaviour)) {
+    log('invalid avatar behaviour', { level: 'fatal', expected: AVATAR_BEHAVIOURS });
+    process.exit(2);
+  }
   const realtime = new RealtimeStandin({ host, port: realtimePort, paceFactor: 1, log });
-  const bey = new BeyStandin({ host, port: beyPort, log });
+  const bey = new BeyStandin({ host, port: beyPort, avatarBehaviour, log });
   await realtime.listen();
   await bey.listen();
   process.stdout.write(

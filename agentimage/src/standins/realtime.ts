@@ -21,6 +21,8 @@ export interface RealtimeConnection {
   responseInstructions: (string | undefined)[];
   receivedTypes: string[];
   inputAudioBytes: number;
+  /** Bytes of appended input audio that are not near-silence (|sample| > 500). */
+  inputAudioVoicedBytes: number;
   responsesStarted: number;
   responsesCompleted: number;
   responsesCancelled: number;
@@ -42,8 +44,16 @@ export interface RealtimeStandinOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Text of the reply: greets as the counselor named in the response instructions, if any. */
+export const GOODBYE_TEXT = 'Our time is up for today. Thank you for talking with me, and take care. Goodbye!';
+export const TIME_LEFT_TEXT = 'Just so you know, we have a little time left in this session.';
+
+/**
+ * Text of the reply: greets as the counselor named in the response instructions, says goodbye or
+ * mentions the time left when asked to, else answers the student.
+ */
 export function replyText(instructions: string | undefined): string {
+  if (instructions && /goodbye/i.test(instructions)) return GOODBYE_TEXT;
+  if (instructions && /remain in this session/i.test(instructions)) return TIME_LEFT_TEXT;
   const m = instructions?.match(/as their (.+?) counselor/i);
   if (m) return `Hi, I'm your ${m[1]} counselor. How can I help you today?`;
   if (instructions === undefined) return 'Thanks for telling me. Could you say a little more about that?';
@@ -62,6 +72,9 @@ function tone(seconds: number): Buffer {
 
 export class RealtimeStandin {
   readonly connections: RealtimeConnection[] = [];
+  /** WebSocket upgrades refused on purpose (see refuseNextUpgrades), in order. */
+  readonly refusedUpgrades: { status: number; apiKey: string | null }[] = [];
+  private refusals: number[] = [];
   private server: Server;
   private wss: WebSocketServer;
   private opts: Required<Omit<RealtimeStandinOptions, 'expectedApiKey' | 'log'>> & RealtimeStandinOptions;
@@ -84,6 +97,14 @@ export class RealtimeStandin {
       const key = bearer(req);
       if (this.opts.expectedApiKey && key !== this.opts.expectedApiKey) {
         socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+        return;
+      }
+      const refusal = this.refusals.shift();
+      if (refusal !== undefined) {
+        this.refusedUpgrades.push({ status: refusal, apiKey: key });
+        this.opts.log?.('realtime upgrade refused on purpose', { status: refusal });
+        socket.end(`HTTP/1.1 ${refusal} Refused\r\ncontent-type: application/json\r\n\r\n{"error":{"message":"stand-in refusal"}}`);
+        this.changed();
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req, url, key));
@@ -116,6 +137,11 @@ export class RealtimeStandin {
   /** Resolves when `pred` holds; re-checked on every event. */
   waitFor(pred: () => boolean): Promise<void> {
     return this.watch.waitFor(pred);
+  }
+
+  /** Refuses the next WebSocket upgrades with these HTTP statuses (e.g. 429, 503), one each. */
+  refuseNextUpgrades(...statuses: number[]): void {
+    this.refusals.push(...statuses);
   }
 
   private changed(): void {
@@ -161,6 +187,7 @@ export class RealtimeStandin {
       responseInstructions: [],
       receivedTypes: [],
       inputAudioBytes: 0,
+      inputAudioVoicedBytes: 0,
       responsesStarted: 0,
       responsesCompleted: 0,
       responsesCancelled: 0,
@@ -212,9 +239,12 @@ export class RealtimeStandin {
           }
           this.send(conn, { type: 'session.updated', session });
           break;
-        case 'input_audio_buffer.append':
-          conn.inputAudioBytes += Buffer.from(String(ev.audio ?? ''), 'base64').length;
+        case 'input_audio_buffer.append': {
+          const pcm = Buffer.from(String(ev.audio ?? ''), 'base64');
+          conn.inputAudioBytes += pcm.length;
+          for (let i = 0; i + 1 < pcm.length; i += 2) if (Math.abs(pcm.readInt16LE(i)) > 500) conn.inputAudioVoicedBytes += 2;
           break;
+        }
         case 'input_audio_buffer.commit':
           this.send(conn, { type: 'input_audio_buffer.committed', item_id: `item_${randomUUID().slice(0, 12)}`, previous_item_id: lastItemId });
           break;

@@ -5,12 +5,16 @@
 package main
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -20,25 +24,31 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"counselvideo/infra/ecsdouble"
 	"counselvideo/infra/localstack"
 	"counselvideo/infra/seed"
+	"counselvideo/shared/agents"
 	"counselvideo/shared/categories"
+	"counselvideo/shared/config"
+	"counselvideo/shared/rooms"
+	"counselvideo/shared/sessions"
 )
 
 func main() {
 	out := flag.String("out", "bench/results/lambda.md", "report file")
 	colds := flag.Int("cold", 5, "cold starts to measure")
 	warm := flag.Int("warm", 50, "warm create-room invocations")
+	baseline := flag.String("baseline", "", "git ref whose API is measured side by side (warm create-room), interleaved with this tree's")
 	flag.Parse()
-	if err := run(*out, *colds, *warm); err != nil {
+	if err := run(*out, *colds, *warm, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-lambda:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, colds, warm int) error {
+func run(out string, colds, warm int, baseline string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	stack, err := localstack.Start(ctx, localstack.Options{})
@@ -80,6 +90,16 @@ func run(out string, colds, warm int) error {
 	if err != nil {
 		return err
 	}
+	var baseBin string
+	if baseline != "" {
+		src := filepath.Join(dir, "baseline-src")
+		if err := extractRef(stack.Paths.Root, baseline, src); err != nil {
+			return err
+		}
+		if baseBin, err = localstack.BuildBootstrap(localstack.Paths{Root: src, Cache: stack.Paths.Cache}, "api", "", filepath.Join(dir, "baseline")); err != nil {
+			return err
+		}
+	}
 
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
@@ -95,7 +115,11 @@ func run(out string, colds, warm int) error {
 	cat := list[0].ID
 
 	// Students are made up front so sign-up time stays out of the measurements.
-	tokens := make([]string, colds+warm)
+	variants := 1
+	if baseBin != "" {
+		variants = 2
+	}
+	tokens := make([]string, colds+variants*(warm+1))
 	for i := range tokens {
 		name := fmt.Sprintf("bench-%d@example.edu", i)
 		if _, err := stack.Cognito.CreateUser(ctx, pool, name, "Passw0rd!bench"); err != nil {
@@ -129,22 +153,48 @@ func run(out string, colds, warm int) error {
 		firsts = append(firsts, float64(first.Microseconds())/1000)
 	}
 
-	fn, err := localstack.StartLambda(stack.Paths, hostBin, env)
+	// Warm: one emulator per variant, invoked in turn (this tree, baseline, this tree, ...) so that
+	// load from other processes on the machine hits both alike.
+	bins := []string{hostBin}
+	if baseBin != "" {
+		bins = append(bins, baseBin)
+	}
+	fns := make([]*localstack.Lambda, len(bins))
+	next := colds
+	for i, bin := range bins {
+		if fns[i], err = localstack.StartLambda(stack.Paths, bin, env); err != nil {
+			return err
+		}
+		defer fns[i].Stop()
+		if _, err := createRoom(fns[i], tokens[next], cat); err != nil { // warm-up
+			return err
+		}
+		next++
+	}
+	warms := make([][]float64, len(bins))
+	for range warm - 1 {
+		for i, fn := range fns {
+			start := time.Now()
+			status, err := createRoom(fn, tokens[next], cat)
+			next++
+			if err != nil || status != 200 {
+				return fmt.Errorf("warm invocation: %d %v; output: %s", status, err, fn.Output())
+			}
+			warms[i] = append(warms[i], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	baselineRows := ""
+	if baseBin != "" {
+		b, c := warms[1], warms[0]
+		baselineRows = fmt.Sprintf("| warm create-room, baseline `%s`, interleaved with the row above (ms) | %d | %.1f | %.1f | %.1f |\n", baseline, len(b), pct(b, 50), pct(b, 95), pct(b, 100)) +
+			fmt.Sprintf("\nWarm create-room p50: baseline %.1f ms, this tree %.1f ms (%.0f%% of the baseline). The baseline\n", pct(b, 50), pct(c, 50), 100*pct(c, 50)/pct(b, 50)) +
+			"is built from `git archive` of that ref (no worktree is created) and runs under its own emulator\n" +
+			"against the same stack; the two are invoked alternately.\n"
+	}
+
+	calls, err := roundTrips(ctx, stack, ecs.URL, cat, warm)
 	if err != nil {
 		return err
-	}
-	defer fn.Stop()
-	if _, err := createRoom(fn, tokens[colds], cat); err != nil { // warm-up
-		return err
-	}
-	var warms []float64
-	for i := colds + 1; i < len(tokens); i++ {
-		start := time.Now()
-		status, err := createRoom(fn, tokens[i], cat)
-		if err != nil || status != 200 {
-			return fmt.Errorf("warm invocation: %d %v", status, err)
-		}
-		warms = append(warms, float64(time.Since(start).Microseconds())/1000)
 	}
 
 	report := fmt.Sprintf(`# API Lambda measurements
@@ -153,14 +203,16 @@ Measured %s on %s (%d cores), %s, by `+"`go run ./infra/cmd/bench-lambda`"+` (pa
 The real bootstrap (built as for Lambda, for this machine's architecture) runs under the Lambda Runtime
 Interface Emulator against the local stack: livekit-server, DynamoDB Local and cognito-local on
 loopback, ECS as a wire-level double. Each invocation is a full create-room for a new student
-(JWT check, category read, conditional transaction, CreateRoom, RunTask, update).
+(JWT check, category, conditional transaction, CreateRoom, RunTask, update; this tree reads the
+categories once a minute and writes the transaction while LiveKit creates the room).
 
 | measure | n | p50 | p95 | max |
 |---|---|---|---|---|
 | cold start: init in main, config to handler ready (ms) | %d | %.1f | %.1f | %.1f |
 | cold start: first create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
 | warm create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
-
+%s
+%s
 Deployment artifact (linux/arm64, `+"`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`"+`): bootstrap %.1f MiB, zipped %.1f MiB.
 
 Local emulators are slower than the managed services for some calls and faster for others (no
@@ -168,7 +220,7 @@ network hops); treat these as regression baselines, not production latencies.
 `, time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.Version(),
 		len(inits), pct(inits, 50), pct(inits, 95), pct(inits, 100),
 		len(firsts), pct(firsts, 50), pct(firsts, 95), pct(firsts, 100),
-		len(warms), pct(warms, 50), pct(warms, 95), pct(warms, 100),
+		len(warms[0]), pct(warms[0], 50), pct(warms[0], 95), pct(warms[0], 100), baselineRows, calls,
 		float64(raw)/(1<<20), float64(zipped)/(1<<20))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -177,6 +229,101 @@ network hops); treat these as regression baselines, not production latencies.
 		return err
 	}
 	fmt.Print(report)
+	return nil
+}
+
+// roundTrips measures, one after the other, each call of the warm create-room path on its own with
+// the production clients, so the report shows what the dependent chain is made of.
+func roundTrips(ctx context.Context, stack *localstack.Stack, ecsURL, categoryID string, n int) (string, error) {
+	awsCfg := localstack.AWSConfig()
+	cats := categories.NewDynamoStore(stack.DynamoDB.Client, "bench-categories")
+	store := sessions.NewDynamoStore(stack.DynamoDB.Client, "bench-sessions")
+	lk := rooms.NewClient(stack.LiveKit.URL, stack.LiveKit.APIKey, stack.LiveKit.APISecret)
+	launcher := agents.NewECSLauncher(awsecs.NewFromConfig(awsCfg, func(o *awsecs.Options) { o.BaseEndpoint = &ecsURL }),
+		config.ECS{Cluster: "bench", TaskDefinition: "agent:1", ContainerName: "agent", Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}})
+	names := []string{"category GetItem", "session record TransactWriteItems", "LiveKit CreateRoom", "ECS RunTask", "MarkStarted UpdateItem"}
+	took := make([][]float64, len(names))
+	for i := range n {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		steps := []func() error{
+			func() error { _, err := cats.GetEnabled(ctx, categoryID); return err },
+			func() error {
+				return store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, time.Hour)
+			},
+			func() error {
+				_, err := lk.CreateRoom(ctx, sessions.RoomName(id), rooms.Metadata{SessionID: id})
+				return err
+			},
+			func() error {
+				_, err := launcher.Launch(ctx, agents.Session{SessionID: id, RoomName: sessions.RoomName(id)})
+				return err
+			},
+			func() error { return store.MarkStarted(ctx, id, "RM_x", "task", time.Now()) },
+		}
+		for j, step := range steps {
+			start := time.Now()
+			if err := step(); err != nil {
+				return "", fmt.Errorf("%s: %w", names[j], err)
+			}
+			took[j] = append(took[j], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	out := "\nEach round trip of the warm path alone (same clients, same stack, n = " + strconv.Itoa(n) + "): the baseline waits\n" +
+		"for all five in turn; this tree for max(record, room), then RunTask, then MarkStarted.\n\n| call | p50 (ms) | p95 (ms) |\n|---|---|---|\n"
+	for j, name := range names {
+		out += fmt.Sprintf("| %s | %.1f | %.1f |\n", name, pct(took[j], 50), pct(took[j], 95))
+	}
+	return out, nil
+}
+
+// extractRef writes the tree of a git ref into dir (git archive: read-only on the repository).
+func extractRef(root, ref, dir string) error {
+	cmd := exec.Command("git", "archive", "--format=tar", ref)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("git archive %s: %w", ref, err)
+	}
+	tr := tar.NewReader(stdout)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("git archive %s: %w", ref, err)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if !strings.HasPrefix(target, filepath.Clean(dir)+string(os.PathSeparator)) {
+			return fmt.Errorf("git archive %s: unexpected path %q", ref, h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode)&0o755|0o600)
+			if err != nil {
+				return err
+			}
+			_, cerr := io.Copy(f, tr)
+			if err := errors.Join(cerr, f.Close()); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git archive %s: %w: %s", ref, err, stderr.String())
+	}
 	return nil
 }
 

@@ -1,0 +1,242 @@
+package templatecheck
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ---------------------------------------------------------------- the agent task
+
+// CheckAgentTask checks the agent's task definition against the agent's own VARIABLES table: every
+// required variable the launcher does not set per session is given, every variable given is one the
+// agent reads, secrets come from Secrets Manager (…SecretArn parameters) and only secrets do; ARM64
+// (the image's platform) and sizes from parameters; the execution role reads exactly those secrets;
+// the task role only reads the categories table.
+func CheckAgentTask(t *Template, schema AgentSchema) []string {
+	var p problems
+	td, c, ok := agentContainer(t)
+	if !ok {
+		return []string{"the API's AGENT_TASK_DEFINITION/AGENT_CONTAINER_NAME do not name a task definition and container of the template"}
+	}
+	props := td.Props()
+	if str(path(props, "RuntimePlatform", "CpuArchitecture")) != "ARM64" {
+		p.add("%s: RuntimePlatform.CpuArchitecture must be ARM64 (the image is built for linux/arm64)", td.ID)
+	}
+	for _, k := range []string{"Cpu", "Memory"} {
+		if name, ok := refTarget(props[k]); !ok || t.Parameters()[name] == nil {
+			p.add("%s: %s must be a parameter", td.ID, k)
+		}
+	}
+	if props["Family"] == nil {
+		p.add("%s: Family must be set (RunTask is granted on the family)", td.ID)
+	}
+
+	given, inEnv, inSecrets := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, e := range list(c["Environment"]) {
+		given[str(asMap(e)["Name"])], inEnv[str(asMap(e)["Name"])] = true, true
+	}
+	secretParams := map[string]bool{}
+	for _, sv := range list(c["Secrets"]) {
+		s := asMap(sv)
+		given[str(s["Name"])], inSecrets[str(s["Name"])] = true, true
+		param := secretParamOfValueFrom(s["ValueFrom"])
+		if param == "" || t.Parameters()[param] == nil {
+			p.add("%s: secret %s: ValueFrom must be a …SecretArn parameter (optionally :json-key::)", td.ID, s["Name"])
+			continue
+		}
+		secretParams[param] = true
+	}
+	perSession := launcherVariables()
+	for _, name := range sortedKeys(perSession) {
+		if _, ok := schema[name]; !ok {
+			p.add("the launcher sets %s per session, but the agent's VARIABLES has no such variable", name)
+		}
+	}
+	for _, name := range sortedKeys(given) {
+		v, known := schema[name]
+		switch {
+		case !known:
+			p.add("%s: %s is set but the agent's VARIABLES (agentimage/src/config.ts) has no such variable", td.ID, name)
+		case perSession[name]:
+			p.add("%s: %s is set per session by the launcher; the task definition must not set it", td.ID, name)
+		case v.Secret && inEnv[name]:
+			p.add("%s: %s is a secret; it belongs in Secrets (Secrets Manager), not Environment", td.ID, name)
+		case !v.Secret && inSecrets[name]:
+			p.add("%s: %s comes from Secrets but the agent does not treat it as a secret (it would not be scrubbed from logs)", td.ID, name)
+		}
+	}
+	for _, name := range sortedKeys(schema) {
+		if schema[name].Required && !perSession[name] && !given[name] {
+			p.add("%s: the agent requires %s; set it in the task definition", td.ID, name)
+		}
+	}
+
+	_, categories := tableIDs(t)
+	sts, _ := statements(t)
+	if role, _, ok := getAttTarget(props["ExecutionRoleArn"]); ok {
+		granted := map[string]bool{}
+		for _, s := range allows(sts, role) {
+			for _, a := range s.actions() {
+				if !executionRoleActions[a] {
+					p.add("%s: the execution role may only pull the image, read the agent's secrets and write logs; %s is extra", s.where, a)
+				}
+				if a == "secretsmanager:GetSecretValue" {
+					for _, r := range s.resources() {
+						name, _ := refTarget(r)
+						granted[name] = true
+					}
+				}
+			}
+		}
+		if fmt.Sprint(sortedKeys(granted)) != fmt.Sprint(sortedKeys(secretParams)) {
+			p.add("%s: execution role reads secrets %v, the container uses %v", td.ID, sortedKeys(granted), sortedKeys(secretParams))
+		}
+	} else {
+		p.add("%s: ExecutionRoleArn must be !GetAtt of a role of the template", td.ID)
+	}
+	if role, _, ok := getAttTarget(props["TaskRoleArn"]); ok {
+		for _, s := range allows(sts, role) {
+			for _, a := range s.actions() {
+				if !dynamoReadActions[a] {
+					p.add("%s: the agent's task role may only read the categories table; %s is extra", s.where, a)
+				}
+			}
+			for _, r := range s.resources() {
+				if id, attr, ok := getAttTarget(r); !ok || id != categories || attr != "Arn" {
+					p.add("%s: the agent's task role may only use the categories table, not %v", s.where, r)
+				}
+			}
+		}
+	} else {
+		p.add("%s: TaskRoleArn must be !GetAtt of a role of the template", td.ID)
+	}
+	return p
+}
+
+var secretValueFrom = regexp.MustCompile(`^\$\{([A-Za-z0-9]+SecretArn)\}:[A-Za-z0-9_]+::$`)
+
+// secretParamOfValueFrom returns P for !Ref P or !Sub "${P}:json-key::" where P ends with SecretArn.
+func secretParamOfValueFrom(v any) string {
+	if name, ok := refTarget(v); ok && strings.HasSuffix(name, "SecretArn") {
+		return name
+	}
+	if s, ok := subTemplate(v); ok {
+		if m := secretValueFrom.FindStringSubmatch(s); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// ---------------------------------------------------------------- duration bounds
+
+// CheckDurations checks every duration parameter (Number, name ending in Seconds): MinValue and
+// MaxValue are set, and every component the value reaches accepts both bounds: config.Load for a
+// function's variable, the agent's VARIABLES (whole seconds up to maxSeconds) for the task's.
+func CheckDurations(t *Template, schema AgentSchema) []string {
+	var p problems
+	for _, name := range sortedKeys(t.Parameters()) {
+		def := t.Parameters()[name]
+		if str(def["Type"]) != "Number" || !strings.HasSuffix(name, "Seconds") {
+			continue
+		}
+		lo, hasLo := num(def["MinValue"])
+		hi, hasHi := num(def["MaxValue"])
+		if !hasLo || !hasHi {
+			p.add("parameter %s: a duration needs MinValue and MaxValue (what every component accepts)", name)
+			continue
+		}
+		bounds := []string{fmt.Sprint(lo), fmt.Sprint(hi)}
+		for _, r := range t.ResourcesOfType(typeFunction) {
+			for _, v := range sortedKeys(t.FunctionEnv(r)) {
+				if ref, _ := refTarget(t.FunctionEnv(r)[v]); ref != name {
+					continue
+				}
+				for _, b := range bounds {
+					found, _ := loadProblems(Functions[r.ID], map[string]string{v: b})
+					if slices.ContainsFunc(found, func(s string) bool { return strings.HasPrefix(s, v+" ") }) {
+						p.add("parameter %s: %s %s=%s is refused by config.Load(%q)", name, r.ID, v, b, Functions[r.ID])
+					}
+				}
+			}
+		}
+		if _, c, ok := agentContainer(t); ok {
+			for _, e := range list(c["Environment"]) {
+				v := str(asMap(e)["Name"])
+				if ref, _ := refTarget(asMap(e)["Value"]); ref != name {
+					continue
+				}
+				spec := schema[v]
+				if !spec.Seconds || lo < 1 || hi > float64(spec.MaxSeconds) {
+					p.add("parameter %s: the agent accepts %s only as whole seconds from 1 to %d, the parameter allows %v-%v",
+						name, v, spec.MaxSeconds, lo, hi)
+				}
+			}
+		}
+	}
+	return p
+}
+
+// ---------------------------------------------------------------- the agent image
+
+var pinnedImage = regexp.MustCompile(`^\$\{([A-Za-z0-9]+)\.RepositoryUri\}:\$\{([A-Za-z0-9]+)\}$`)
+
+// CheckImageRepository checks the image story: the agent runs ${<Repository>.RepositoryUri}:${<Tag
+// parameter>} from this stack's repository, the repository's tags are immutable, its lifecycle
+// expires only untagged images, and the tag parameter refuses moving tags such as latest.
+func CheckImageRepository(t *Template) []string {
+	var p problems
+	_, c, ok := agentContainer(t)
+	if !ok {
+		return []string{"no agent container (see the agent task check)"}
+	}
+	image, _ := subTemplate(c["Image"])
+	m := pinnedImage.FindStringSubmatch(image)
+	if m == nil {
+		return []string{fmt.Sprintf("agent container Image %v must be !Sub ${<Repository>.RepositoryUri}:${<TagParameter>}", c["Image"])}
+	}
+	repo, tagParam := m[1], m[2]
+	r, ok := t.Resource(repo)
+	if !ok || r.Type != typeECRRepo {
+		return []string{fmt.Sprintf("agent image repository %s is not an %s of the template", repo, typeECRRepo)}
+	}
+	if mut := str(r.Props()["ImageTagMutability"]); mut != "IMMUTABLE" && mut != "IMMUTABLE_WITH_EXCLUSION" {
+		p.add("%s: ImageTagMutability is %q: a pinned tag could be overwritten with another image", r.ID, mut)
+	}
+	var policy struct {
+		Rules []struct {
+			Selection struct {
+				TagStatus string `json:"tagStatus"`
+			} `json:"selection"`
+			Action struct {
+				Type string `json:"type"`
+			} `json:"action"`
+		} `json:"rules"`
+	}
+	text, isText := path(r.Props(), "LifecyclePolicy", "LifecyclePolicyText").(string)
+	if err := json.Unmarshal([]byte(text), &policy); isText && err != nil {
+		p.add("%s: LifecyclePolicyText is not JSON: %v", r.ID, err)
+	}
+	for i, rule := range policy.Rules {
+		if rule.Action.Type == "expire" && rule.Selection.TagStatus != "untagged" {
+			p.add("%s: lifecycle rule %d expires %q images; only untagged ones may expire (a running environment pins a tag)", r.ID, i+1, rule.Selection.TagStatus)
+		}
+	}
+	def, ok := t.Parameters()[tagParam]
+	if !ok {
+		return append(p, fmt.Sprintf("image tag %s is not a parameter", tagParam))
+	}
+	re, err := regexp.Compile(`^(?:` + str(def["AllowedPattern"]) + `)$`)
+	switch {
+	case def["Default"] != nil:
+		p.add("parameter %s: no default; every environment pins the tag it was tested with", tagParam)
+	case str(def["AllowedPattern"]) == "" || err != nil:
+		p.add("parameter %s: needs an AllowedPattern admitting commit ids and versions only", tagParam)
+	case re.MatchString("latest") || !re.MatchString("1a2b3c4") || !re.MatchString("1.2.3"):
+		p.add("parameter %s: AllowedPattern %q must refuse latest and admit a commit id (1a2b3c4) and a version (1.2.3)", tagParam, def["AllowedPattern"])
+	}
+	return p
+}
