@@ -1,10 +1,12 @@
 // Environment contract: unit tests of loadConfig and the process-level behaviour of
 // `node dist/main.js` with missing or invalid variables (no components needed).
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, loadWorkerConfig } from '../src/config.js';
+import { ConfigError, SECRET_VARIABLES, VARIABLES, loadConfig, loadWorkerConfig, type VariableSpec } from '../src/config.js';
 import { scrubber } from '../src/logger.js';
-import { AgentProcess, WORKER_ENTRY } from './harness.js';
+import { AGENT_DIR, AgentProcess, WORKER_ENTRY } from './harness.js';
 
 const FULL = {
   SESSION_ID: 'b2d4c6e8-0000-4000-8000-000000000001',
@@ -191,6 +193,52 @@ describe('loadWorkerConfig', () => {
       err.invalid.map((i) => i.name).sort(),
       ['AGENT_EARLY_AVATAR_NO_SHOW_SECONDS', 'AGENT_HEALTH_PORT', 'ECS_AGENT_URI', 'LIVEKIT_AGENT_NAME'],
     );
+  });
+});
+
+describe('VARIABLES, the contract of both entries', () => {
+  const rows = Object.entries(VARIABLES) as [string, VariableSpec][];
+
+  test('each entry validates its own rows only', () => {
+    // The worker's rows do not concern the direct entry, and the per-session ones not the worker.
+    const direct = loadConfig({ ...FULL, AGENT_HEALTH_PORT: 'not a port', LIVEKIT_AGENT_NAME: 'bad name' });
+    assert.equal(direct.sessionId, FULL.SESSION_ID);
+    assert.ok(!('healthPort' in direct));
+    const worker = loadWorkerConfig({ ...WORKER_ENV, SESSION_ID: 'bad id!', ROOM_NAME: '' });
+    assert.equal(worker.healthPort, 8081);
+    // Without them, the direct entry names exactly its per-session rows as missing.
+    const err = (() => {
+      try {
+        loadConfig(WORKER_ENV);
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert.ok(err instanceof ConfigError);
+    const perSession = rows.filter(([, v]) => v.entry === 'direct' && v.required).map(([k]) => k);
+    assert.deepEqual(err.missing.sort(), perSession.sort());
+    assert.deepEqual(perSession.sort(), ['CATEGORY_ID', 'ROOM_NAME', 'SESSION_ID']);
+  });
+
+  test('rows are well-formed: entries known, secrets required, durations bounded', () => {
+    for (const [name, v] of rows) {
+      assert.ok(v.entry === undefined || v.entry === 'direct' || v.entry === 'worker', name);
+      if (v.secret) assert.ok(v.required && v.entry === undefined, `${name}: a secret both entries need`);
+      if (v.seconds) assert.ok(typeof v.maxSeconds === 'number', `${name}: maxSeconds`);
+      assert.ok(!(v.required && v.default !== undefined), `${name}: required with a default`);
+    }
+    assert.deepEqual([...SECRET_VARIABLES].sort(), ['BEY_API_KEY', 'LIVEKIT_API_KEY', 'LIVEKIT_API_SECRET', 'OPENAI_API_KEY']);
+  });
+
+  // (The worker's private COUNSELVIDEO_WORKER_DIR, set for the job processes it forks, is no row.)
+  test('every variable the agent reads by name is a row', () => {
+    const dir = join(AGENT_DIR, 'src');
+    const read = new Set<string>();
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) read.add(m[1]);
+    }
+    assert.ok(read.has('LOG_LEVEL') && read.has('SESSION_ID'), `scan found ${[...read]}`);
+    for (const name of read) assert.ok(name in VARIABLES, `${name} is read but not a row of VARIABLES`);
   });
 });
 

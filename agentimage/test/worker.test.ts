@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -468,5 +468,67 @@ describe('worker dies mid-session', () => {
     assert.equal(await replacement.proc.waitForExit(), 0, replacement.proc.tail());
     assert.equal(await roomExists(s.roomName), false);
     assertCleanLogs(replacement.proc, s.sessionId);
+  });
+});
+
+describe('pool worker resilience (the job process runs the same session as the direct entry)', () => {
+  test('early avatar that never joins: the avatar deadline counts from its start, avatar_timeout, room deleted, exit 1', async () => {
+    const neverJoins = new BeyStandin({ expectedApiKey: BEY_KEY, avatarBehaviour: 'never_joins' });
+    await neverJoins.listen();
+    try {
+      // The no-show bound (60 s) is far away: only the avatar's deadline can end this session.
+      const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, {
+        BEY_API_URL: neverJoins.url,
+        AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: '60',
+        AGENT_AVATAR_JOIN_TIMEOUT_SECONDS: '3',
+      });
+      const s = await createSession();
+      await dispatch(w, s.roomName, { session_id: s.sessionId, category_id: CATEGORY.category_id });
+      assert.equal(await w.proc.waitForExit(90_000), 1, w.proc.tail());
+      const lines = w.proc.lines();
+      const started = lines.findIndex((l) => l.event === 'avatar_started');
+      const timedOut = lines.findIndex((l) => l.event === 'avatar_timeout');
+      assert.ok(started >= 0 && lines[started].early === true, 'avatar not started early');
+      assert.ok(timedOut > started, 'avatar deadline not after the avatar start');
+      assert.equal(lines.find((l) => l.msg === 'student joined'), undefined);
+      const ending = w.proc.find((l) => l.event === 'session_ending');
+      assert.equal(ending?.reason, 'avatar_timeout', w.proc.tail());
+      assert.equal(ending?.waiting_for, 'participant');
+      assert.equal(neverJoins.requests.filter((r) => r.claims?.video?.room === s.roomName).length, 1);
+      assert.ok(w.proc.find((l) => l.event === 'worker_exit' && l.exit_code === 1));
+      assert.equal(await roomExists(s.roomName), false, 'room still exists');
+      assertCleanLogs(w.proc, s.sessionId);
+    } finally {
+      await neverJoins.close();
+    }
+  });
+
+  test('SIGTERM while the job loads its category: the job ends through the shutdown request, room deleted, never joined, exit 0', async () => {
+    // A DynamoDB endpoint that takes the request and never answers: the job is mid category load.
+    const held: IncomingMessage[] = [];
+    const slowDynamo: Server = createServer((req) => void held.push(req));
+    await new Promise<void>((r) => slowDynamo.listen(0, '127.0.0.1', () => r()));
+    try {
+      const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, {
+        AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(slowDynamo.address() as AddressInfo).port}`,
+      });
+      const s = await createSession();
+      await dispatch(w, s.roomName, { session_id: s.sessionId, category_id: CATEGORY.category_id });
+      await waitUntil(() => held.length > 0, 'category request sent', 60_000);
+      w.proc.child.kill('SIGTERM');
+      assert.equal(await w.proc.waitForExit(), 0, w.proc.tail());
+      const ending = w.proc.find((l) => l.event === 'session_ending');
+      assert.equal(ending?.reason, 'signal', w.proc.tail());
+      assert.equal(ending?.signal, 'shutdown_request');
+      assert.equal(ending?.before_start, true);
+      assert.ok(w.proc.find((l) => l.event === 'room_deleted' && l.msg === 'room deleted'), w.proc.tail());
+      assert.equal(w.proc.find((l) => l.event === 'agent_joined'), undefined);
+      assert.equal(w.proc.find((l) => l.event === 'job_finished')?.reason, 'signal');
+      assert.equal(await roomExists(s.roomName), false, 'room still exists');
+      assertCleanLogs(w.proc, s.sessionId);
+    } finally {
+      slowDynamo.closeAllConnections();
+      slowDynamo.close();
+    }
   });
 });
