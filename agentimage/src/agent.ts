@@ -18,7 +18,10 @@ import type { RuntimeConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ResilientRealtimeModel } from './realtime-retry.js';
 import { deleteSessionRoom } from './room-cleanup.js';
-import { sayGoodbye, scheduleWrapUpNotice } from './session-wrapup.js';
+import { matchCrisisPhrase } from './crisis-phrases.js';
+import { SessionFlagRecorder, StaffAlerter, safetyClients } from './safety-aws.js';
+import { CRISIS_RESOURCES, SAFETY_TOPIC, SafetyMonitor, safetyInstructions, safetyTool } from './safety.js';
+import { SessionLimit, sayGoodbye } from './session-wrapup.js';
 import { StudentPresence } from './student-presence.js';
 import { withTimeout } from './timeouts.js';
 
@@ -80,6 +83,11 @@ export function greetingInstructions(category: Category, opts: { replacement?: b
     `Greet the student warmly and introduce yourself as their ${category.name} counselor, ` +
     `in one or two short sentences, then ask how you can help today.`
   );
+}
+
+/** The counselor's instructions: the category's prompt, then the safety protocol every category shares. */
+export function counselorInstructions(category: Category): string {
+  return `${category.systemPrompt}\n\n${safetyInstructions()}`;
 }
 
 export async function agentToken(cfg: RuntimeConfig, target: SessionTarget): Promise<string> {
@@ -216,6 +224,33 @@ export async function runSession({
     onTimeout: (detail) => endSignal.end('avatar_timeout', detail),
   });
 
+  const limit = new SessionLimit({
+    maxDurationSeconds: cfg.maxDurationSeconds,
+    noticeSeconds: cfg.wrapUpNoticeSeconds,
+    conversation: () => (presence.away ? undefined : conversation),
+    onLimit: () => endSignal.end('max_duration'),
+    logger,
+  });
+  const aws = safetyClients(cfg.awsRegion);
+  const recorder = new SessionFlagRecorder(aws.dynamo, cfg.sessionsTable, target.sessionId);
+  const alerter = new StaffAlerter(aws.sns, cfg.safetyAlertTopicArn);
+  const safety = new SafetyMonitor({
+    sessionId: target.sessionId,
+    category: { id: category.categoryId, name: category.name },
+    logger,
+    record: (flag) => recorder.record(flag),
+    alert: (a) => alerter.publish(a),
+    showResources: async () => {
+      if (!studentIdentity) throw new Error('no student linked yet');
+      await room.localParticipant!.publishData(new TextEncoder().encode(JSON.stringify(CRISIS_RESOURCES)), {
+        reliable: true,
+        topic: SAFETY_TOPIC,
+        destination_identities: [studentIdentity],
+      });
+    },
+    onFirstConcern: () => limit.extendOnce(cfg.safetyGraceSeconds, 'safety_concern'),
+  });
+
   onStopRequest((signal) => {
     logger.info({ signal }, 'stop requested');
     endSignal.end('signal', { signal });
@@ -229,6 +264,8 @@ export async function runSession({
     room.on(RoomEvent.ParticipantConnected, (p) => {
       logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant joined');
       if (!studentIdentity && isStudent(p)) onStudent(p);
+      // A reload or a second tab is a new page: it gets the crisis resources again.
+      else if (p.identity === studentIdentity) safety.resendResources();
     });
     room.on(RoomEvent.ParticipantDisconnected, (p) => {
       logger.info(
@@ -277,19 +314,12 @@ export async function runSession({
     );
 
     // Not unref'd: these keep the process alive until they fire or cleanup clears them.
+    limit.start();
     timers.push(
-      setTimeout(() => endSignal.end('max_duration'), cfg.maxDurationSeconds * 1000),
       setTimeout(() => {
         if (!studentIdentity) endSignal.end('student_join_timeout');
       }, cfg.studentJoinTimeoutSeconds * 1000),
     );
-    const notice = scheduleWrapUpNotice({
-      maxDurationSeconds: cfg.maxDurationSeconds,
-      noticeSeconds: cfg.wrapUpNoticeSeconds,
-      conversation: () => (presence.away ? undefined : conversation),
-      logger,
-    });
-    if (notice) timers.push(notice);
 
     // Late start: the student may already be in the room.
     for (const p of room.remoteParticipants.values()) {
@@ -315,6 +345,12 @@ export async function runSession({
       } else {
         logger.info({ reason: ev.reason }, 'agent session closed');
       }
+    });
+    // The backstop: the student's final transcripts against the crisis phrases (never logged).
+    session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
+      if (!ev.isFinal) return;
+      const match = matchCrisisPhrase(ev.transcript);
+      if (match) safety.raise({ ...match, source: 'phrase_list' });
     });
     session.on(voice.AgentSessionEventTypes.Error, (ev) => {
       const recoverable = (ev.error as { recoverable?: boolean } | undefined)?.recoverable;
@@ -361,7 +397,10 @@ export async function runSession({
 
     await until(
       session.start({
-        agent: new voice.Agent({ instructions: category.systemPrompt }),
+        agent: new voice.Agent({
+          instructions: counselorInstructions(category),
+          tools: [safetyTool((concern) => safety.raise(concern))],
+        }),
         room,
         inputOptions: { participantIdentity: student, closeOnDisconnect: false },
       }),
@@ -390,10 +429,13 @@ export async function runSession({
   }, 45_000).unref();
   logger.info({ event: 'session_ending', ...ending.detail, reason: ending.reason }, 'ending session');
   for (const t of timers) clearTimeout(t);
+  limit.stop();
   presence.stop();
   avatarWatch.stop();
 
-  if (conversation && ending.reason === 'max_duration' && !presence.away) await sayGoodbye(conversation, logger);
+  if (conversation && ending.reason === 'max_duration' && !presence.away) {
+    await sayGoodbye(conversation, logger, { safetyConcern: safety.flagged });
+  }
   if (session) {
     try {
       await withTimeout(session.close(), 10_000, 'agent session close');
@@ -401,6 +443,10 @@ export async function runSession({
       logger.warn({ error: String(err) }, 'agent session close failed');
     }
   }
+  // A concern raised just before the end still reaches the staff (and the record) before the exit.
+  await safety.settle();
+  aws.dynamo.destroy();
+  aws.sns.destroy();
   // A stop during the join: let the join finish first, or the deletion would come before it and
   // the join would recreate the room (LiveKit creates rooms on join).
   if (!joined && connecting) {

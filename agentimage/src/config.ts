@@ -9,6 +9,12 @@ export interface RuntimeConfig {
   livekitApiKey: string;
   livekitApiSecret: string;
   categoriesTable: string;
+  /** Sessions table: the agent records a safety flag on its session's item (and nothing else). */
+  sessionsTable: string;
+  /** SNS topic of the counseling staff's safety alerts. */
+  safetyAlertTopicArn: string;
+  /** A session flagged for a safety concern runs this much longer than its maximum, once; 0 = never. */
+  safetyGraceSeconds: number;
   awsRegion: string;
   beyAvatarId: string;
   beyApiKey: string;
@@ -52,6 +58,9 @@ export const MAX_SECONDS = 86_400;
 /** 55 min: below OpenAI's 60-minute cap, with room for the reply in progress to finish first. */
 export const MAX_REALTIME_SESSION_SECONDS = 3300;
 
+/** arn:<partition>:sns:<region>:<12-digit account>:<topic name> (a FIFO topic's .fifo included). */
+export const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+
 /** The two entry points: `node dist/main.js` (one process per session) and `node dist/worker.js` (warm pool). */
 export type Entry = 'direct' | 'worker';
 
@@ -71,6 +80,10 @@ export interface VariableSpec {
   maxSeconds?: number;
   port?: boolean;
   url?: readonly string[];
+  /** The value must match (after trimming). */
+  pattern?: RegExp;
+  /** What `pattern` requires, for the error message. */
+  patternText?: string;
 }
 
 /**
@@ -86,8 +99,12 @@ export const VARIABLES = {
   LIVEKIT_API_KEY: { required: true, secret: true },
   LIVEKIT_API_SECRET: { required: true, secret: true },
   CATEGORIES_TABLE: { required: true },
+  SESSIONS_TABLE: { required: true },
+  SAFETY_ALERT_TOPIC_ARN: { required: true, pattern: SNS_TOPIC_ARN, patternText: 'an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)' },
+  AGENT_SAFETY_GRACE_SECONDS: { default: 900, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
   AWS_REGION: { required: true },
   AWS_ENDPOINT_URL_DYNAMODB: { url: ['http:', 'https:'] },
+  AWS_ENDPOINT_URL_SNS: { url: ['http:', 'https:'] },
   BEY_AVATAR_ID: { required: true },
   BEY_API_KEY: { required: true, secret: true },
   BEY_API_URL: { url: ['http:', 'https:'] },
@@ -175,6 +192,7 @@ function readVariables<E extends Entry>(env: Env, entry: E, { missing, invalid }
     };
     if (spec.seconds) whole(spec.minSeconds ?? 1, spec.maxSeconds ?? MAX_SECONDS, 'a whole number of seconds');
     if (spec.port) whole(1, 65535, 'a port number');
+    if (spec.pattern && !spec.pattern.test(raw)) invalid.push({ name, reason: `must be ${spec.patternText ?? spec.pattern}` });
     if (spec.url) {
       try {
         if (!spec.url.includes(new URL(raw).protocol)) invalid.push({ name, reason: `scheme must be one of ${spec.url.join(' ')}` });
@@ -192,6 +210,9 @@ function runtimeConfig(v: SharedValues): RuntimeConfig {
     livekitApiKey: v.LIVEKIT_API_KEY,
     livekitApiSecret: v.LIVEKIT_API_SECRET,
     categoriesTable: v.CATEGORIES_TABLE,
+    sessionsTable: v.SESSIONS_TABLE,
+    safetyAlertTopicArn: v.SAFETY_ALERT_TOPIC_ARN,
+    safetyGraceSeconds: Number(v.AGENT_SAFETY_GRACE_SECONDS),
     awsRegion: v.AWS_REGION,
     beyAvatarId: v.BEY_AVATAR_ID,
     beyApiKey: v.BEY_API_KEY,

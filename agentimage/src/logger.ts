@@ -1,7 +1,8 @@
 // JSON-lines logging shared by our code and by the LiveKit Agents framework.
 // The framework logs through a pino instance stored under a global symbol (what its own
 // initializeLogger() sets); we install ours there so framework lines carry session_id too.
-// Every line passes a scrubber that replaces secret values before it reaches stdout.
+// Every line passes a scrubber that replaces secret values before it reaches stdout, and fields the
+// framework marks as conversation content (lk.pii.*) are redacted.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -21,6 +22,22 @@ export function scrubber(secrets: string[]): (line: string) => string {
     for (const s of uniq) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
     return out;
   };
+}
+
+/**
+ * The framework marks conversation content in its log fields with `lk.pii.` keys (e.g. the user's
+ * transcript on its debug "end of user turn" line): their values never reach a log line.
+ */
+export const PII_KEY_PREFIX = 'lk.pii.';
+
+export function withoutPii(fields: Record<string, unknown>): Record<string, unknown> {
+  let out = fields;
+  for (const k of Object.keys(fields)) {
+    if (!k.startsWith(PII_KEY_PREFIX)) continue;
+    if (out === fields) out = { ...fields };
+    out[k] = '[REDACTED]';
+  }
+  return out;
 }
 
 function validLevel(level: string | undefined): string {
@@ -62,7 +79,7 @@ export function createLogger(opts: {
       base,
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: withoutPii },
       serializers: { error: pino.stdSerializers.err, err: pino.stdSerializers.err },
       ...(session
         ? { mixin: () => (session.roomName ? { session_id: session.sessionId, room_name: session.roomName } : { session_id: session.sessionId }) }

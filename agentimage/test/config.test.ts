@@ -16,6 +16,8 @@ const FULL = {
   LIVEKIT_API_KEY: 'APIabc',
   LIVEKIT_API_SECRET: 'lk-secret-value-123456',
   CATEGORIES_TABLE: 'categories',
+  SESSIONS_TABLE: 'sessions',
+  SAFETY_ALERT_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:counselvideo-safety-alerts',
   AWS_REGION: 'eu-west-1',
   BEY_AVATAR_ID: 'avatar-1',
   BEY_API_KEY: 'bey-secret-value-123',
@@ -35,6 +37,19 @@ describe('loadConfig', () => {
     assert.equal(cfg.studentRejoinGraceSeconds, 20);
     assert.equal(cfg.wrapUpNoticeSeconds, 120);
     assert.equal(cfg.realtimeSessionMaxSeconds, 1200);
+    assert.equal(cfg.sessionsTable, 'sessions');
+    assert.equal(cfg.safetyAlertTopicArn, FULL.SAFETY_ALERT_TOPIC_ARN);
+    assert.equal(cfg.safetyGraceSeconds, 900);
+  });
+
+  test('the safety alert topic must be an SNS topic ARN; the safety grace may be 0 (off)', () => {
+    for (const bad of ['counselvideo-safety-alerts', 'arn:aws:sqs:eu-west-1:123456789012:q', 'arn:aws:sns:eu-west-1:1234:t', 'https://sns.example']) {
+      assert.throws(() => loadConfig({ ...FULL, SAFETY_ALERT_TOPIC_ARN: bad }), /SAFETY_ALERT_TOPIC_ARN \(must be an SNS topic ARN/, bad);
+    }
+    assert.equal(loadConfig({ ...FULL, SAFETY_ALERT_TOPIC_ARN: 'arn:aws-us-gov:sns:us-gov-west-1:123456789012:a.fifo' }).safetyAlertTopicArn.endsWith('.fifo'), true);
+    assert.equal(loadConfig({ ...FULL, AGENT_SAFETY_GRACE_SECONDS: '0' }).safetyGraceSeconds, 0);
+    assert.throws(() => loadConfig({ ...FULL, AGENT_SAFETY_GRACE_SECONDS: '-5' }), ConfigError);
+    assert.throws(() => loadConfig({ ...FULL, AWS_ENDPOINT_URL_SNS: 'not a url' }), /AWS_ENDPOINT_URL_SNS/);
   });
 
   test('reads optional variables', () => {

@@ -8,8 +8,20 @@ import { join } from 'node:path';
 import { Room, RoomEvent, TrackKind, VideoStream, dispose, type RemoteTrack } from '@livekit/rtc-node';
 import { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin } from '../src/standins/realtime.js';
+import { SnsStandin } from '../src/standins/sns.js';
 import { adoptRtcLogger } from '../src/logger.js';
-import { AgentProcess, runtimeEnv, seedCategories, startDynamo, startLivekit, studentToken, type Dynamo, type Livekit } from './harness.js';
+import {
+  AgentProcess,
+  SESSIONS_TABLE,
+  createSessionsTable,
+  runtimeEnv,
+  seedCategories,
+  startDynamo,
+  startLivekit,
+  studentToken,
+  type Dynamo,
+  type Livekit,
+} from './harness.js';
 
 export const TABLE = 'categories-test';
 export const CAT_ACADEMIC = {
@@ -42,6 +54,8 @@ export interface Student {
   frames: number;
   /** What this client saw, in order: `transcript:<text>` and `disconnected:<reason>`. */
   events: string[];
+  /** Data messages received, with their topic and sender. */
+  data: { topic?: string; from?: string; text: string }[];
 }
 
 export class AgentStack {
@@ -49,6 +63,7 @@ export class AgentStack {
   ddb!: Dynamo;
   realtime!: RealtimeStandin;
   bey!: BeyStandin;
+  sns!: SnsStandin;
   readonly agents: AgentProcess[] = [];
   readonly students: Room[] = [];
 
@@ -61,10 +76,13 @@ export class AgentStack {
     if (l.status === 'rejected') throw l.reason;
     if (d.status === 'rejected') throw d.reason;
     await seedCategories(this.ddb.client, TABLE, [CAT_ACADEMIC, CAT_CAREER, CAT_DISABLED]);
+    await createSessionsTable(this.ddb.client, SESSIONS_TABLE);
     this.realtime = new RealtimeStandin({ paceFactor: 0.25, replySeconds: 3 });
     this.bey = new BeyStandin({ expectedApiKey: BEY_KEY });
+    this.sns = new SnsStandin();
     await this.realtime.listen();
     await this.bey.listen();
+    await this.sns.listen();
   }
 
   async stop(): Promise<void> {
@@ -72,6 +90,7 @@ export class AgentStack {
     for (const s of this.students) await s.disconnect().catch(() => undefined);
     await this.bey?.close();
     await this.realtime?.close();
+    await this.sns?.close();
     await dispose();
     await this.lk?.stop();
     await this.ddb?.stop();
@@ -91,6 +110,7 @@ export class AgentStack {
         beyKey: BEY_KEY,
         openaiKey: OPENAI_KEY,
         avatarId: AVATAR_ID,
+        snsUrl: this.sns.url,
       }),
       ...extra,
     };
@@ -110,10 +130,13 @@ export class AgentStack {
   }
 
   /** Joins as a student; pass `identity` to join again as the same student (reload, second tab). */
-  async joinStudent(roomName: string, identity: string = randomUUID() /* a Cognito sub */): Promise<Student> {
+  async joinStudent(roomName: string, identity: string = randomUUID() /* a Cognito sub */, name = 'Student'): Promise<Student> {
     const room = new Room();
     this.students.push(room);
-    const s: Student = { room, identity, videoFrom: new Set(), transcripts: [], frames: 0, events: [] };
+    const s: Student = { room, identity, videoFrom: new Set(), transcripts: [], frames: 0, events: [], data: [] };
+    room.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+      s.data.push({ topic, from: participant?.identity, text: new TextDecoder().decode(payload) });
+    });
     room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub, participant) => {
       if (track.kind === TrackKind.KIND_VIDEO) {
         s.videoFrom.add(participant.identity);
@@ -135,7 +158,7 @@ export class AgentStack {
         // The room closed while a transcript was streaming (the session is ending): nothing to keep.
       }
     });
-    await room.connect(this.lk.url, await studentToken(this.lk, roomName, identity), { autoSubscribe: true, dynacast: false });
+    await room.connect(this.lk.url, await studentToken(this.lk, roomName, identity, name), { autoSubscribe: true, dynacast: false });
     return s;
   }
 

@@ -10,8 +10,10 @@ import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   DynamoDBClient,
+  GetItemCommand,
   ListTablesCommand,
   PutItemCommand,
+  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
 
@@ -233,6 +235,41 @@ export async function seedCategories(client: DynamoDBClient, table: string, cats
   }
 }
 
+/** The sessions table's key (shared/dynamotables): one hash key `pk`; the agent needs no index. */
+export async function createSessionsTable(client: DynamoDBClient, table: string): Promise<void> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: table,
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+}
+
+/** A session item as the API writes it (the fields the agent's record must leave alone). */
+export async function putSession(client: DynamoDBClient, table: string, sessionId: string, categoryId: string): Promise<void> {
+  await client.send(
+    new PutItemCommand({
+      TableName: table,
+      Item: {
+        pk: { S: `session#${sessionId}` },
+        session_id: { S: sessionId },
+        user_id: { S: `student-${sessionId}` },
+        category_id: { S: categoryId },
+        status: { S: 'active' },
+        created_at: { S: new Date().toISOString() },
+        sweep_bucket: { S: 'open' },
+      },
+    }),
+  );
+}
+
+export async function getSession(client: DynamoDBClient, table: string, sessionId: string): Promise<Record<string, AttributeValue> | undefined> {
+  const out = await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `session#${sessionId}` } }, ConsistentRead: true }));
+  return out.Item;
+}
+
 // ---------------------------------------------------------------- agent process
 export interface LogLine {
   level?: string;
@@ -365,8 +402,8 @@ export class AgentProcess {
   }
 }
 
-export async function studentToken(lk: Livekit, room: string, identity: string): Promise<string> {
-  const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity, name: 'Student' });
+export async function studentToken(lk: Livekit, room: string, identity: string, name = 'Student'): Promise<string> {
+  const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity, name });
   at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: false });
   return at.toJwt();
 }
@@ -435,9 +472,13 @@ export function processTree(root: number): ProcInfo[] {
 }
 
 // ---------------------------------------------------------------- agent environment
+export const SESSIONS_TABLE = 'sessions-test';
+export const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:counselvideo-test-safety-alerts';
+
 /**
  * The variables both entry points share (everything but SESSION_ID/ROOM_NAME/CATEGORY_ID and the
- * worker's own), pointed at the local components and stand-ins.
+ * worker's own), pointed at the local components and stand-ins. Without `snsUrl` an alert has nowhere
+ * to go (a closed port): only tests that raise none may leave it out.
  */
 export function runtimeEnv(c: {
   lk: Livekit;
@@ -448,12 +489,16 @@ export function runtimeEnv(c: {
   beyKey: string;
   openaiKey: string;
   avatarId: string;
+  snsUrl?: string;
 }): Record<string, string> {
   return {
     LIVEKIT_URL: c.lk.url,
     LIVEKIT_API_KEY: c.lk.apiKey,
     LIVEKIT_API_SECRET: c.lk.apiSecret,
     CATEGORIES_TABLE: c.table,
+    SESSIONS_TABLE: SESSIONS_TABLE,
+    SAFETY_ALERT_TOPIC_ARN: ALERT_TOPIC_ARN,
+    AWS_ENDPOINT_URL_SNS: c.snsUrl ?? 'http://127.0.0.1:9',
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL_DYNAMODB: c.ddb.endpoint,
     AWS_ACCESS_KEY_ID: 'test',

@@ -1,13 +1,18 @@
 // Standalone stand-ins for the local dev stack:
-//   node dist/standins/main.js [--host 127.0.0.1] [--realtime-port N] [--bey-port N] [--bey-avatar normal|never_joins|no_video]
-// (env STANDIN_HOST, STANDIN_REALTIME_PORT, STANDIN_BEY_PORT, STANDIN_BEY_AVATAR; 0 = any free port).
-// Prints one JSON line when ready:
-//   {"event":"standins_ready","openai_base_url":"http://127.0.0.1:N/v1","bey_api_url":"http://127.0.0.1:M"}
-// and runs until SIGTERM/SIGINT. Any API key is accepted.
+//   node dist/standins/main.js [--host 127.0.0.1] [--realtime-port N] [--bey-port N] [--sns-port N]
+//                              [--bey-avatar normal|never_joins|no_video] [--safety-alert-file PATH]
+// (env STANDIN_HOST, STANDIN_REALTIME_PORT, STANDIN_BEY_PORT, STANDIN_SNS_PORT, STANDIN_BEY_AVATAR,
+// STANDIN_SAFETY_ALERT_FILE; 0 = any free port). Prints one JSON line when ready:
+//   {"event":"standins_ready","openai_base_url":"http://127.0.0.1:N/v1","bey_api_url":"http://127.0.0.1:M",
+//    "sns_url":"http://127.0.0.1:K"}
+// and runs until SIGTERM/SIGINT. Any API key is accepted. Each SNS message is logged (and appended to
+// the safety-alert file) as {"msg":"sns publish",...}; the Realtime stand-in takes scripted student
+// speech on POST /control/student-speech (the playground test's crisis turn).
 import { dispose } from '@livekit/rtc-node';
 import { adoptRtcLogger } from '../logger.js';
 import { AVATAR_BEHAVIOURS, BeyStandin, type AvatarBehaviour } from './bey.js';
 import { RealtimeStandin } from './realtime.js';
+import { SnsStandin } from './sns.js';
 
 function arg(name: string, envName: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,7 +29,9 @@ async function main(): Promise<void> {
   const host = arg('host', 'STANDIN_HOST', '127.0.0.1');
   const realtimePort = Number(arg('realtime-port', 'STANDIN_REALTIME_PORT', '0'));
   const beyPort = Number(arg('bey-port', 'STANDIN_BEY_PORT', '0'));
-  if (!Number.isInteger(realtimePort) || !Number.isInteger(beyPort)) {
+  const snsPort = Number(arg('sns-port', 'STANDIN_SNS_PORT', '0'));
+  const alertFile = arg('safety-alert-file', 'STANDIN_SAFETY_ALERT_FILE', '') || undefined;
+  if (![realtimePort, beyPort, snsPort].every(Number.isInteger)) {
     log('invalid port', { level: 'fatal' });
     process.exit(2);
   }
@@ -33,12 +40,14 @@ async function main(): Promise<void> {
     log('invalid avatar behaviour', { level: 'fatal', expected: AVATAR_BEHAVIOURS });
     process.exit(2);
   }
-  const realtime = new RealtimeStandin({ host, port: realtimePort, paceFactor: 1, log });
+  const realtime = new RealtimeStandin({ host, port: realtimePort, paceFactor: 1, log, control: true });
   const bey = new BeyStandin({ host, port: beyPort, avatarBehaviour, log });
+  const sns = new SnsStandin({ host, port: snsPort, outFile: alertFile, log });
   await realtime.listen();
   await bey.listen();
+  await sns.listen();
   process.stdout.write(
-    JSON.stringify({ event: 'standins_ready', openai_base_url: realtime.baseUrl, bey_api_url: bey.url }) + '\n',
+    JSON.stringify({ event: 'standins_ready', openai_base_url: realtime.baseUrl, bey_api_url: bey.url, sns_url: sns.url }) + '\n',
   );
   let stopping = false;
   const stop = async (signal: string) => {
@@ -46,7 +55,7 @@ async function main(): Promise<void> {
     stopping = true;
     log('stopping', { signal });
     await Promise.race([
-      Promise.all([realtime.close(), bey.close()]).then(() => dispose()),
+      Promise.all([realtime.close(), bey.close(), sns.close()]).then(() => dispose()),
       new Promise((r) => setTimeout(r, 5000)),
     ]);
     process.exit(0);

@@ -1,6 +1,7 @@
 // Stand-in for the OpenAI Realtime WebSocket API (GA event names, as spoken by
 // @livekit/agents-plugin-openai 1.9). It answers every response.create with spoken audio
-// (a soft PCM16 24 kHz tone) and a transcript, and can simulate the student speaking.
+// (a soft PCM16 24 kHz tone) and a transcript, and can simulate the student speaking, with the
+// model's answer optionally ending in a function call (as the real model calls a tool).
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,11 @@ export interface RealtimeConnection {
   responsesStarted: number;
   responsesCompleted: number;
   responsesCancelled: number;
+  /** The function tools of the latest session.update that carried tools. */
+  tools: { name: string; description: string; parameters: unknown }[];
+  /** Function calls this stand-in made, and the outputs the client sent back for them. */
+  functionCalls: { callId: string; name: string; arguments: string }[];
+  functionCallOutputs: { callId: string; output: string }[];
   closed: boolean;
   ws: WebSocket;
 }
@@ -42,10 +48,26 @@ export interface RealtimeStandinOptions {
   /** 0 sends all audio at once; 1 paces it in real time (default 0.25). */
   paceFactor?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Serve POST /control/student-speech ({"transcript", "respond"?, "call_tool"?: {"name", "arguments"}}):
+   * the student says `transcript` on the newest open connection (local tools only; 404 when off or
+   * when no connection is open).
+   */
+  control?: boolean;
 }
 
 export const GOODBYE_TEXT = 'Our time is up for today. Thank you for talking with me, and take care. Goodbye!';
 export const TIME_LEFT_TEXT = 'Just so you know, we have a little time left in this session.';
+/** The answer to a response.create that follows a function call's output (the model continuing). */
+export const AFTER_TOOL_TEXT = "I'm right here with you, and I've put some numbers you can call on your screen.";
+/** Spoken before the scripted function call. */
+export const BEFORE_TOOL_TEXT = "I'm really glad you told me. Your safety matters most right now.";
+
+/** A function call the model makes at the end of a scripted answer. */
+export interface ScriptedToolCall {
+  name: string;
+  arguments: Record<string, unknown>;
+}
 
 /**
  * Text of the reply: greets as the counselor named in the response instructions, says goodbye or
@@ -77,13 +99,22 @@ export class RealtimeStandin {
   private refusals: number[] = [];
   private server: Server;
   private wss: WebSocketServer;
-  private opts: Required<Omit<RealtimeStandinOptions, 'expectedApiKey' | 'log'>> & RealtimeStandinOptions;
+  private opts: Required<Omit<RealtimeStandinOptions, 'expectedApiKey' | 'log' | 'control'>> & RealtimeStandinOptions;
   private watch = new Watch();
-  private states = new Map<RealtimeConnection, { startResponse: (instructions: string | undefined, metadata: unknown) => void }>();
+  private states = new Map<
+    RealtimeConnection,
+    { startResponse: (instructions: string | undefined, metadata: unknown, toolCall?: ScriptedToolCall) => void }
+  >();
 
   constructor(opts: RealtimeStandinOptions = {}) {
     this.opts = { host: '127.0.0.1', port: 0, replySeconds: 3, chunkMs: 100, paceFactor: 0.25, ...opts };
     this.server = createServer((req, res) => {
+      if (this.opts.control && req.method === 'POST' && req.url === '/control/student-speech') {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => this.controlSpeech(body, res));
+        return;
+      }
       res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' });
       res.end(req.url === '/healthz' ? 'ok' : 'not found');
     });
@@ -152,7 +183,10 @@ export class RealtimeStandin {
    * Simulates the student starting to speak (server VAD), which makes the agent interrupt
    * its current speech (barge-in), then stop speaking with a transcript.
    */
-  simulateStudentSpeech(conn: RealtimeConnection, opts: { transcript?: string; respond?: boolean } = {}): void {
+  simulateStudentSpeech(
+    conn: RealtimeConnection,
+    opts: { transcript?: string; respond?: boolean; callTool?: ScriptedToolCall } = {},
+  ): void {
     const transcript = opts.transcript ?? 'I have a question.';
     const itemId = `item_${randomUUID().slice(0, 12)}`;
     const send = (ev: Record<string, unknown>) => this.send(conn, ev);
@@ -168,8 +202,30 @@ export class RealtimeStandin {
       });
       send({ type: 'conversation.item.input_audio_transcription.completed', item_id: itemId, content_index: 0, transcript });
       // Server VAD with create_response: the server answers on its own (no client metadata).
-      if (opts.respond) this.states.get(conn)?.startResponse(undefined, undefined);
+      if (opts.respond || opts.callTool) this.states.get(conn)?.startResponse(undefined, undefined, opts.callTool);
     }, 300);
+  }
+
+  private controlSpeech(body: string, res: import('node:http').ServerResponse): void {
+    let req: { transcript?: unknown; respond?: unknown; call_tool?: { name?: unknown; arguments?: unknown } };
+    try {
+      req = JSON.parse(body);
+    } catch {
+      res.writeHead(400).end('invalid JSON');
+      return;
+    }
+    const conn = this.connections.filter((c) => !c.closed).at(-1);
+    if (!conn || typeof req.transcript !== 'string') {
+      res.writeHead(conn ? 400 : 404).end(conn ? 'transcript (string) required' : 'no open Realtime connection');
+      return;
+    }
+    const tool = req.call_tool;
+    this.simulateStudentSpeech(conn, {
+      transcript: req.transcript,
+      respond: req.respond === true,
+      ...(tool && typeof tool.name === 'string' ? { callTool: { name: tool.name, arguments: (tool.arguments ?? {}) as Record<string, unknown> } } : {}),
+    });
+    res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ connection: conn.id }));
   }
 
   private send(conn: RealtimeConnection, ev: Record<string, unknown>): void {
@@ -191,17 +247,21 @@ export class RealtimeStandin {
       responsesStarted: 0,
       responsesCompleted: 0,
       responsesCancelled: 0,
+      tools: [],
+      functionCalls: [],
+      functionCallOutputs: [],
       closed: false,
       ws,
     };
     this.connections.push(conn);
     this.opts.log?.('realtime connection', { model: conn.model, from: req.socket.remoteAddress });
     let lastItemId: string | null = null;
+    let lastCreatedType: string | undefined;
     let current: { id: string; cancelled: boolean } | null = null;
     const session = { id: conn.id, type: 'realtime', object: 'realtime.session', model: conn.model, instructions: '' };
     this.send(conn, { type: 'session.created', session });
 
-    const startResponse = (instructions: string | undefined, metadata: unknown) => {
+    const startResponse = (instructions: string | undefined, metadata: unknown, toolCall?: ScriptedToolCall) => {
       const r = { id: `resp_${randomUUID().slice(0, 12)}`, cancelled: false };
       if (current) current.cancelled = true;
       current = r;
@@ -210,7 +270,12 @@ export class RealtimeStandin {
       const itemId = `item_${randomUUID().slice(0, 12)}`;
       const prev = lastItemId;
       lastItemId = itemId;
-      void this.respond(conn, r, itemId, prev, metadata, replyText(instructions)).finally(() => {
+      const afterTool = instructions === undefined && lastCreatedType === 'function_call_output';
+      lastCreatedType = undefined;
+      const text = toolCall ? BEFORE_TOOL_TEXT : afterTool ? AFTER_TOOL_TEXT : replyText(instructions);
+      const call = toolCall && { callId: `call_${randomUUID().slice(0, 12)}`, itemId: `item_${randomUUID().slice(0, 12)}`, ...toolCall };
+      if (call) lastItemId = call.itemId;
+      void this.respond(conn, r, itemId, prev, metadata, text, call).finally(() => {
         if (current === r) current = null;
         this.changed();
       });
@@ -237,6 +302,7 @@ export class RealtimeStandin {
             conn.instructions.push(ev.session.instructions);
             session.instructions = ev.session.instructions;
           }
+          if (Array.isArray(ev.session?.tools)) conn.tools = ev.session.tools;
           this.send(conn, { type: 'session.updated', session });
           break;
         case 'input_audio_buffer.append': {
@@ -253,6 +319,8 @@ export class RealtimeStandin {
           break;
         case 'conversation.item.create': {
           const item = { ...ev.item, id: ev.item?.id ?? `item_${randomUUID().slice(0, 12)}`, status: 'completed' };
+          lastCreatedType = item.type;
+          if (item.type === 'function_call_output') conn.functionCallOutputs.push({ callId: String(item.call_id), output: String(item.output) });
           this.send(conn, { type: 'conversation.item.added', previous_item_id: ev.previous_item_id ?? lastItemId, item });
           this.send(conn, { type: 'conversation.item.done', previous_item_id: ev.previous_item_id ?? lastItemId, item });
           lastItemId = item.id;
@@ -284,6 +352,7 @@ export class RealtimeStandin {
     previousItemId: string | null,
     metadata: unknown,
     text: string,
+    call?: ScriptedToolCall & { callId: string; itemId: string },
   ): Promise<void> {
     const send = (ev: Record<string, unknown>) => this.send(conn, ev);
     const base = { response_id: r.id, item_id: itemId, output_index: 0, content_index: 0 };
@@ -314,13 +383,28 @@ export class RealtimeStandin {
     send({ type: 'response.output_audio_transcript.done', ...base, transcript: text });
     send({ type: 'response.content_part.done', ...base, part: { type: 'audio', transcript: text } });
     send({ type: 'response.output_item.done', response_id: r.id, output_index: 0, item: doneItem });
+    const output: unknown[] = [doneItem];
+    if (call && !r.cancelled && !conn.closed) {
+      // As the real model does: the function call is the last output item of the answer.
+      const args = JSON.stringify(call.arguments);
+      const fc = { id: call.itemId, object: 'realtime.item', type: 'function_call', call_id: call.callId, name: call.name };
+      const fcBase = { response_id: r.id, item_id: call.itemId, output_index: 1, call_id: call.callId };
+      send({ type: 'response.output_item.added', response_id: r.id, output_index: 1, item: { ...fc, status: 'in_progress', arguments: '' } });
+      send({ type: 'conversation.item.added', previous_item_id: itemId, item: { ...fc, status: 'in_progress', arguments: '' } });
+      send({ type: 'response.function_call_arguments.delta', ...fcBase, delta: args });
+      send({ type: 'response.function_call_arguments.done', ...fcBase, arguments: args });
+      const fcDone = { ...fc, status: 'completed', arguments: args };
+      send({ type: 'response.output_item.done', response_id: r.id, output_index: 1, item: fcDone });
+      output.push(fcDone);
+      conn.functionCalls.push({ callId: call.callId, name: call.name, arguments: args });
+    }
     send({
       type: 'response.done',
       response: {
         id: r.id,
         object: 'realtime.response',
         status,
-        output: [doneItem],
+        output,
         metadata: metadata ?? null,
         usage: { total_tokens: 0, input_tokens: 0, output_tokens: 0, input_token_details: {}, output_token_details: {} },
       },
