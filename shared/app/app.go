@@ -122,6 +122,8 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	lk := cfg.LiveKit
+	// A session flagged for a safety concern may run SafetyGrace past its maximum: its lock holds as long.
+	lockTTL := cfg.SessionMaxDuration + cfg.SafetyGrace + 10*time.Minute
 	return &service.Service{
 		Categories: categories.NewCached(categories.NewDynamoStore(db, cfg.CategoriesTable)),
 		Sessions:   sessions.NewDynamoStore(db, cfg.SessionsTable),
@@ -132,7 +134,7 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 		},
 		PublicURL: lk.PublicURL,
 		TokenTTL:  cfg.StudentTokenTTL,
-		LockTTL:   cfg.SessionMaxDuration + 10*time.Minute,
+		LockTTL:   lockTTL,
 		Log:       deps.Log,
 		NewID:     uuid.NewString,
 	}, nil

@@ -58,6 +58,7 @@ func NewSweeper(cfg config.Config, awsCfg aws.Config, deps Deps) (*sweeper.Sweep
 		Agents:           launcher,
 		Log:              log,
 		MaxDuration:      cfg.SessionMaxDuration,
+		SafetyGrace:      cfg.SafetyGrace,
 		AgentJoinTimeout: cfg.AgentJoinTimeout,
 	}, nil
 }

@@ -44,7 +44,11 @@ type Config struct {
 	// SessionMaxDuration ends sessions that run too long (sweeper) and bounds the active-session lock.
 	SessionMaxDuration time.Duration
 	// AgentJoinTimeout fails sessions whose agent never joined (sweeper).
-	AgentJoinTimeout   time.Duration
+	AgentJoinTimeout time.Duration
+	// SafetyGrace is how much longer than SessionMaxDuration a session flagged for a safety concern
+	// may run (sweeper; the API's active-session lock covers it). The agent's AGENT_SAFETY_GRACE_SECONDS
+	// must not exceed it.
+	SafetyGrace        time.Duration
 	CORSAllowedOrigins []string
 	LogLevel           string
 }
@@ -90,6 +94,7 @@ const (
 	DefaultStudentTokenTTL    = 2 * time.Minute
 	DefaultSessionMaxDuration = 60 * time.Minute
 	DefaultAgentJoinTimeout   = 3 * time.Minute
+	DefaultSafetyGrace        = 15 * time.Minute
 )
 
 // maxSeconds bounds every duration variable (one week), far from time.Duration overflow.
@@ -122,6 +127,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		c.Cognito = r.cognito()
 		c.StudentTokenTTL = r.seconds("STUDENT_TOKEN_TTL_SECONDS", DefaultStudentTokenTTL)
 		c.CORSAllowedOrigins = r.list("CORS_ALLOWED_ORIGINS")
+		c.SafetyGrace = r.seconds("SESSION_SAFETY_GRACE_SECONDS", DefaultSafetyGrace)
 		switch c.Agent.Launcher {
 		case LauncherECS:
 			c.Agent.ECS = r.ecs()
@@ -136,6 +142,9 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 			c.Agent.ECS.Cluster = r.required("ECS_CLUSTER")
 		}
 		c.AgentJoinTimeout = r.seconds("AGENT_JOIN_TIMEOUT_SECONDS", DefaultAgentJoinTimeout)
+		if fn == Sweeper {
+			c.SafetyGrace = r.seconds("SESSION_SAFETY_GRACE_SECONDS", DefaultSafetyGrace)
+		}
 	default:
 		r.problem(fmt.Sprintf("unknown function %q", fn))
 	}

@@ -228,6 +228,7 @@ func TestLoadSeconds(t *testing.T) {
 		"STUDENT_TOKEN_TTL_SECONDS":    API,
 		"SESSION_MAX_DURATION_SECONDS": API,
 		"AGENT_JOIN_TIMEOUT_SECONDS":   Sweeper,
+		"SESSION_SAFETY_GRACE_SECONDS": Sweeper,
 	}
 	get := func(c Config, name string) time.Duration {
 		switch name {
@@ -235,6 +236,8 @@ func TestLoadSeconds(t *testing.T) {
 			return c.StudentTokenTTL
 		case "SESSION_MAX_DURATION_SECONDS":
 			return c.SessionMaxDuration
+		case "SESSION_SAFETY_GRACE_SECONDS":
+			return c.SafetyGrace
 		default:
 			return c.AgentJoinTimeout
 		}
@@ -255,6 +258,23 @@ func TestLoadSeconds(t *testing.T) {
 	// Webhook also reads the join timeout (and only the webhook/sweeper do).
 	if c := mustLoad(t, Webhook, with(baseEnv(), "AGENT_JOIN_TIMEOUT_SECONDS", "42")); c.AgentJoinTimeout != 42*time.Second {
 		t.Errorf("webhook join timeout %v", c.AgentJoinTimeout)
+	}
+}
+
+func TestLoadSafetyGrace(t *testing.T) {
+	// The sweeper holds flagged sessions open that much longer; the API's lock covers them.
+	for fn, env := range map[Function]map[string]string{API: apiEnv(), Sweeper: baseEnv()} {
+		if c := mustLoad(t, fn, env); c.SafetyGrace != DefaultSafetyGrace {
+			t.Errorf("%s default safety grace %v", fn, c.SafetyGrace)
+		}
+		if c := mustLoad(t, fn, with(env, "SESSION_SAFETY_GRACE_SECONDS", "600")); c.SafetyGrace != 10*time.Minute {
+			t.Errorf("%s safety grace %v", fn, c.SafetyGrace)
+		}
+		mustFail(t, fn, with(env, "SESSION_SAFETY_GRACE_SECONDS", "15m"), "SESSION_SAFETY_GRACE_SECONDS")
+	}
+	// The webhook has no use for it.
+	if c := mustLoad(t, Webhook, with(baseEnv(), "SESSION_SAFETY_GRACE_SECONDS", "600")); c.SafetyGrace != 0 {
+		t.Errorf("webhook read the safety grace: %v", c.SafetyGrace)
 	}
 }
 

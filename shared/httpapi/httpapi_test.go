@@ -505,3 +505,39 @@ func BenchmarkCreateRoom(b *testing.B) {
 		}
 	}
 }
+
+// TestSafetyFlagIsNotShownToTheStudent: a session the agent flagged for a safety concern reads and
+// ends the same for its student; the flag is for the counseling staff only (docs/architecture.md).
+func TestSafetyFlagIsNotShownToTheStudent(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(createReq("s1", `{"counselor_category":"`+catID+`"}`))
+	var created service.Created
+	if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil || w.Code != 200 {
+		t.Fatalf("create-room: %d %s", w.Code, w.Body)
+	}
+	s, err := f.store.Get(context.Background(), created.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SafetyFlag = &sessions.SafetyFlag{ID: "f1", Kind: "self_harm", Severity: "imminent", Source: "model", At: time.Now().UTC()}
+	s.SafetyFlagCount = 3
+	f.store.Put(s)
+	path := "/api/v1/video/sessions/" + created.SessionID
+	for _, r := range []req{
+		{"GET", path, "", map[string]string{"Authorization": "Bearer s1"}},
+		{"POST", path + "/end", "", map[string]string{"Authorization": "Bearer s1"}},
+	} {
+		w := f.do(r)
+		if w.Code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", r.method, r.path, w.Code, w.Body)
+		}
+		for _, hidden := range []string{"safety", "self_harm", "imminent"} {
+			if strings.Contains(w.Body.String(), hidden) {
+				t.Errorf("%s %s shows the student %q: %s", r.method, r.path, hidden, w.Body)
+			}
+		}
+	}
+	if s, _ := f.store.Get(context.Background(), created.SessionID); s.SafetyFlag == nil || s.SafetyFlagCount != 3 {
+		t.Errorf("ending the session lost the flag: %+v", s)
+	}
+}

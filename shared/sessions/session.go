@@ -73,7 +73,26 @@ type Session struct {
 	DurationSeconds int64     `dynamodbav:"duration_seconds,omitempty" json:"duration_seconds,omitempty"`
 	EndReason       string    `dynamodbav:"end_reason,omitempty" json:"end_reason,omitempty"`
 	AgentTaskID     string    `dynamodbav:"agent_task_id,omitempty" json:"-"`
+	// SafetyFlag and SafetyFlagCount are written by the agent (agentimage/src/safety-aws.ts), never
+	// by this package: the first safety concern raised in the session, and how many were raised.
+	// Staff-only: not shown to the student (the student sees the crisis resources in the room).
+	SafetyFlag      *SafetyFlag `dynamodbav:"safety_flag,omitempty" json:"-"`
+	SafetyFlagCount int64       `dynamodbav:"safety_flag_count,omitempty" json:"-"`
 }
+
+// SafetyFlag is the first safety concern of a session: what the student is at risk of (kind:
+// self_harm, harm_to_others, abuse, medical_emergency), how acute (severity: concern, urgent,
+// imminent), who raised it (source: model, phrase_list) and when. It holds no transcript text.
+type SafetyFlag struct {
+	ID       string    `dynamodbav:"id"`
+	Kind     string    `dynamodbav:"kind"`
+	Severity string    `dynamodbav:"severity"`
+	Source   string    `dynamodbav:"source"`
+	At       time.Time `dynamodbav:"at"`
+}
+
+// Flagged reports whether a safety concern was raised in the session.
+func (s Session) Flagged() bool { return s.SafetyFlag != nil }
 
 // Errors returned by stores.
 var (

@@ -43,6 +43,8 @@ type Store interface {
 	// LoadSweepCursor and SaveSweepCursor keep where a run stopped (zero: at the end of the list).
 	LoadSweepCursor(ctx context.Context) (sessions.SweepCursor, error)
 	SaveSweepCursor(ctx context.Context, c sessions.SweepCursor) error
+	// Get reads one session (consistently: the list comes from an index that may lag).
+	Get(ctx context.Context, sessionID string) (sessions.Session, error)
 	End(ctx context.Context, sessionID string, e sessions.Ending) (sessions.Session, error)
 }
 
@@ -59,6 +61,9 @@ type Sweeper struct {
 	Log      *slog.Logger
 	// MaxDuration ends sessions older than this (counted from creation).
 	MaxDuration time.Duration
+	// SafetyGrace is how much longer a session flagged for a safety concern may run (the agent
+	// extends its own limit by the same grace, once): the cut must not fall mid-crisis.
+	SafetyGrace time.Duration
 	// AgentJoinTimeout fails sessions whose agent has not joined this long after creation.
 	AgentJoinTimeout time.Duration
 	// MinAge: younger sessions are not examined (DefaultMinAge when zero; negative means none).
@@ -117,6 +122,9 @@ const (
 
 func ReasonMaxDuration(d time.Duration) string {
 	return fmt.Sprintf("maximum session duration of %s reached (closed by sweeper)", d)
+}
+func ReasonMaxDurationFlagged(d, grace time.Duration) string {
+	return fmt.Sprintf("maximum session duration of %s and safety grace of %s reached (closed by sweeper)", d, grace)
 }
 func ReasonAgentTimeout(d time.Duration) string {
 	return fmt.Sprintf("agent did not join within %s (closed by sweeper)", d)
@@ -272,7 +280,23 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID, "user_id", sess.UserID)
 	age := now.Sub(sess.CreatedAt)
 	if s.MaxDuration > 0 && age >= s.MaxDuration {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), now)
+		if !sess.Flagged() && s.SafetyGrace > 0 {
+			// The page comes from an index that lags the table: a flag the agent just recorded must
+			// still extend the limit, so read the item itself before cutting.
+			fresh, err := s.Sessions.Get(ctx, sess.SessionID)
+			if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+				return nil, err
+			}
+			if err == nil {
+				sess = fresh
+			}
+		}
+		if !sess.Flagged() {
+			return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), now)
+		}
+		if age >= s.MaxDuration+s.SafetyGrace {
+			return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDurationFlagged(s.MaxDuration, s.SafetyGrace), now)
+		}
 	}
 	people, err := s.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {

@@ -407,3 +407,101 @@ func TestSweeperStopsBeforeDeadline(t *testing.T) {
 		t.Fatalf("next run: %v %+v", err, rep)
 	}
 }
+
+// laggingIndex lists sessions as the open_sessions index saw them before the agent recorded a
+// safety flag: without the flag. Get reads the item itself (with it).
+type laggingIndex struct{ *sessions.MemoryStore }
+
+func (l laggingIndex) ListOpenPage(ctx context.Context, before time.Time, after sessions.SweepCursor, limit int32) ([]sessions.Session, bool, error) {
+	page, more, err := l.MemoryStore.ListOpenPage(ctx, before, after, limit)
+	for i := range page {
+		page[i].SafetyFlag, page[i].SafetyFlagCount = nil, 0
+	}
+	return page, more, err
+}
+
+// failingGet cannot read single items.
+type failingGet struct{ laggingIndex }
+
+func (failingGet) Get(context.Context, string) (sessions.Session, error) {
+	return sessions.Session{}, errors.New("dynamodb unavailable")
+}
+
+// TestSweeperMaxDurationHonoursTheSafetyFlag: a session flagged for a safety concern is not cut at the
+// maximum duration but only after the safety grace, also when the index it is listed from has not seen
+// the flag yet; unflagged sessions are cut at the maximum as before.
+func TestSweeperMaxDurationHonoursTheSafetyFlag(t *testing.T) {
+	flag := &sessions.SafetyFlag{ID: "f", Kind: "self_harm", Severity: "urgent", Source: "model", At: now.Add(-20 * time.Minute)}
+	agent := rooms.Participant{Identity: "agent-x", IsAgent: true}
+	setup := func() (*sessions.MemoryStore, *fakeRooms) {
+		store := sessions.NewMemoryStore()
+		lk := &fakeRooms{people: map[string][]rooms.Participant{}}
+		for _, c := range []struct {
+			id      string
+			age     time.Duration
+			flagged bool
+		}{
+			{"plain", 61 * time.Minute, false},       // over the maximum, not flagged: cut
+			{"inGrace", 74 * time.Minute, true},      // flagged, within the 15-minute grace: kept
+			{"pastGrace", 76 * time.Minute, true},    // flagged, past maximum + grace: cut
+			{"youngFlagged", 30 * time.Minute, true}, // flagged, under the maximum: kept
+		} {
+			s := open(c.id, c.age, sessions.StatusActive)
+			s.AgentJoinedAt = s.CreatedAt.Add(20 * time.Second)
+			if c.flagged {
+				s.SafetyFlag, s.SafetyFlagCount = flag, 2
+			}
+			store.Put(s)
+			lk.people[s.RoomName] = []rooms.Participant{{Identity: "u"}, agent}
+		}
+		return store, lk
+	}
+	want := map[string]string{
+		"plain":        ReasonMaxDuration(time.Hour),
+		"inGrace":      "",
+		"pastGrace":    ReasonMaxDurationFlagged(time.Hour, 15*time.Minute),
+		"youngFlagged": "",
+	}
+	for name, wrap := range map[string]func(*sessions.MemoryStore) Store{
+		"index up to date": func(m *sessions.MemoryStore) Store { return m },
+		"index lags":       func(m *sessions.MemoryStore) Store { return laggingIndex{m} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			store, lk := setup()
+			sw := quietSweeper(store, lk)
+			sw.Sessions, sw.SafetyGrace = wrap(store), 15*time.Minute
+			rep, err := sw.Run(context.Background())
+			if err != nil || rep.Errors != 0 || len(rep.Closed) != 2 {
+				t.Fatalf("run: %v %+v", err, rep)
+			}
+			for id, reason := range want {
+				s, _ := store.Get(context.Background(), id)
+				if s.EndReason != reason || s.Status.Terminal() != (reason != "") {
+					t.Errorf("%s: %s %q, want %q", id, s.Status, s.EndReason, reason)
+				}
+				if s.SafetyFlag == nil != (id == "plain") {
+					t.Errorf("%s: the flag changed: %+v", id, s.SafetyFlag)
+				}
+			}
+		})
+	}
+
+	// Without a grace configured, flags change nothing.
+	store, lk := setup()
+	sw := quietSweeper(store, lk)
+	if rep, err := sw.Run(context.Background()); err != nil || len(rep.Closed) != 3 {
+		t.Fatalf("no grace: %v %+v", err, rep)
+	}
+
+	// An item that cannot be read is not cut on the index's word: reported, retried next run.
+	store, lk = setup()
+	sw = quietSweeper(store, lk)
+	sw.Sessions, sw.SafetyGrace = failingGet{laggingIndex{store}}, 15*time.Minute
+	rep, err := sw.Run(context.Background())
+	if err != nil || len(rep.Closed) != 0 || rep.Errors != 3 {
+		t.Fatalf("failing get: %v %+v", err, rep)
+	}
+	if s, _ := store.Get(context.Background(), "inGrace"); s.Status.Terminal() {
+		t.Errorf("inGrace cut while its item could not be read")
+	}
+}
