@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"counselvideo/shared/config"
+	"counselvideo/shared/dynamotables"
 )
 
 // ---------------------------------------------------------------- the agent task
@@ -16,7 +19,7 @@ import (
 // given is one that entry reads (worker-only variables are not), secrets come from Secrets Manager
 // (…SecretArn parameters) and only secrets do; ARM64
 // (the image's platform) and sizes from parameters; the execution role reads exactly those secrets;
-// the task role only reads the categories table.
+// the task role only reads the categories table, flags session items and publishes safety alerts.
 func CheckAgentTask(t *Template, schema AgentSchema) []string {
 	var p problems
 	td, c, ok := agentContainer(t)
@@ -102,22 +105,106 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 		p.add("%s: ExecutionRoleArn must be !GetAtt of a role of the template", td.ID)
 	}
 	if role, _, ok := getAttTarget(props["TaskRoleArn"]); ok {
+		sessionsTable, _ := tableIDs(t)
+		topic, _ := refTarget(containerEnv(c)["SAFETY_ALERT_TOPIC_ARN"])
 		for _, s := range allows(sts, role) {
-			for _, a := range s.actions() {
-				if !dynamoReadActions[a] {
-					p.add("%s: the agent's task role may only read the categories table; %s is extra", s.where, a)
-				}
-			}
-			for _, r := range s.resources() {
-				if id, attr, ok := getAttTarget(r); !ok || id != categories || attr != "Arn" {
-					p.add("%s: the agent's task role may only use the categories table, not %v", s.where, r)
-				}
-			}
+			p = append(p, checkAgentTaskGrant(s, categories, sessionsTable, topic)...)
 		}
 	} else {
 		p.add("%s: TaskRoleArn must be !GetAtt of a role of the template", td.ID)
 	}
+	p = append(p, checkSafetyWiring(t, c)...)
 	return p
+}
+
+// checkAgentTaskGrant holds one statement of the agent's task role to the three things the agent's own
+// code does: read its category (GetItem on the categories table), flag its session for a safety concern
+// (UpdateItem on session items of the sessions table, the flag's attributes only, answering only what
+// it updated) and alert the counseling staff (sns:Publish on the topic given as SAFETY_ALERT_TOPIC_ARN).
+func checkAgentTaskGrant(s statement, categories, sessionsTable, topic string) []string {
+	var p problems
+	onlyOn := func(action, want string, ok func(any) bool) {
+		for _, r := range s.resources() {
+			if !ok(r) {
+				p.add("%s: %s on %v; the agent may use it on %s only", s.where, action, r, want)
+			}
+		}
+	}
+	isArnOf := func(id string) func(any) bool {
+		return func(r any) bool { x, attr, ok := getAttTarget(r); return ok && id != "" && x == id && attr == "Arn" }
+	}
+	for _, a := range s.actions() {
+		switch a {
+		case "dynamodb:GetItem":
+			onlyOn(a, "the categories table", isArnOf(categories))
+		case "dynamodb:UpdateItem":
+			onlyOn(a, "the sessions table", isArnOf(sessionsTable))
+			leading := list(path(s.body, "Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"))
+			if len(leading) != 1 || str(leading[0]) != dynamotables.SessionItemPrefix+"*" {
+				p.add("%s: %s needs Condition ForAllValues:StringLike dynamodb:LeadingKeys [%q] (session items only)", s.where, a, dynamotables.SessionItemPrefix+"*")
+			}
+			allowed := map[string]bool{dynamotables.SessionsHashKey: true, dynamotables.SafetyFlagAttr: true, dynamotables.SafetyFlagCountAttr: true}
+			attrs := list(path(s.body, "Condition", "ForAllValues:StringEquals", "dynamodb:Attributes"))
+			for _, at := range attrs {
+				if !allowed[str(at)] {
+					p.add("%s: %s may touch %v; the agent writes only %s and %s", s.where, a, at, dynamotables.SafetyFlagAttr, dynamotables.SafetyFlagCountAttr)
+				}
+			}
+			if len(attrs) == 0 {
+				p.add("%s: %s needs Condition ForAllValues:StringEquals dynamodb:Attributes (the flag's attributes only)", s.where, a)
+			}
+			for _, rv := range list(path(s.body, "Condition", "StringEqualsIfExists", "dynamodb:ReturnValues")) {
+				if v := str(rv); v != "NONE" && v != "UPDATED_NEW" {
+					p.add("%s: %s may return %s: other attributes of the session would leave through it", s.where, a, v)
+				}
+			}
+			if path(s.body, "Condition", "StringEqualsIfExists", "dynamodb:ReturnValues") == nil {
+				p.add("%s: %s needs Condition StringEqualsIfExists dynamodb:ReturnValues [NONE, UPDATED_NEW]", s.where, a)
+			}
+		case "sns:Publish":
+			onlyOn(a, "the topic given as SAFETY_ALERT_TOPIC_ARN", func(r any) bool { x, ok := refTarget(r); return ok && topic != "" && x == topic })
+		default:
+			p.add("%s: %s is extra: the agent's task role may only read its category, flag its session and alert the staff", s.where, a)
+		}
+	}
+	return p
+}
+
+// checkSafetyWiring checks the crisis escalation's deployment: the agent writes to the stack's sessions
+// table and publishes to an encrypted topic of the stack, and the sweeper's grace for flagged sessions
+// is the agent's (one parameter), so the sweeper never cuts a session the agent extended.
+func checkSafetyWiring(t *Template, c map[string]any) []string {
+	var p problems
+	env := containerEnv(c)
+	sessionsTable, _ := tableIDs(t)
+	if id, ok := refTarget(env["SESSIONS_TABLE"]); !ok || id != sessionsTable {
+		p.add("agent container: SESSIONS_TABLE must be !Ref %s", sessionsTable)
+	}
+	topicID, _ := refTarget(env["SAFETY_ALERT_TOPIC_ARN"])
+	if r, ok := t.Resource(topicID); !ok || r.Type != typeTopic {
+		p.add("agent container: SAFETY_ALERT_TOPIC_ARN must be !Ref to an %s of the stack", typeTopic)
+	} else if r.Props()["KmsMasterKeyId"] == nil {
+		p.add("%s: the safety alerts must be encrypted at rest (KmsMasterKeyId)", r.ID)
+	}
+	agentGrace, _ := refTarget(env["AGENT_SAFETY_GRACE_SECONDS"])
+	for _, r := range t.ResourcesOfType(typeFunction) {
+		if Functions[r.ID] != config.Sweeper {
+			continue
+		}
+		if g, _ := refTarget(t.FunctionEnv(r)["SESSION_SAFETY_GRACE_SECONDS"]); agentGrace == "" || g != agentGrace {
+			p.add("%s: SESSION_SAFETY_GRACE_SECONDS must be !Ref the parameter the agent's AGENT_SAFETY_GRACE_SECONDS uses", r.ID)
+		}
+	}
+	return p
+}
+
+// containerEnv maps a container definition's Environment names to their values.
+func containerEnv(c map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, e := range list(c["Environment"]) {
+		out[str(asMap(e)["Name"])] = asMap(e)["Value"]
+	}
+	return out
 }
 
 var secretValueFrom = regexp.MustCompile(`^\$\{([A-Za-z0-9]+SecretArn)\}:[A-Za-z0-9_]+::$`)

@@ -24,6 +24,7 @@ const (
 	typeECRRepo  = "AWS::ECR::Repository"
 	typeUserPool = "AWS::Cognito::UserPool"
 	typeHTTPAPI  = "AWS::ApiGatewayV2::Api"
+	typeTopic    = "AWS::SNS::Topic"
 )
 
 // Check is one template check. The agent's contract is passed in because it is read from the agent.

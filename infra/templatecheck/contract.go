@@ -132,12 +132,6 @@ var actionsWithoutResourceLevelPermissions = map[string]bool{
 	"cloudwatch:PutMetricData": true,
 }
 
-// Read-only DynamoDB actions the agent's task role may hold on the categories table.
-var dynamoReadActions = map[string]bool{
-	"dynamodb:GetItem": true, "dynamodb:BatchGetItem": true, "dynamodb:Query": true,
-	"dynamodb:Scan": true, "dynamodb:DescribeTable": true,
-}
-
 // What the agent's execution role may do: pull the image, read its secrets, write its logs.
 var executionRoleActions = map[string]bool{
 	"ecr:GetAuthorizationToken": true, "ecr:BatchCheckLayerAvailability": true,

@@ -204,6 +204,8 @@ func CheckIAM(t *Template) []string {
 				each(of(ids[typeLogGroup]), "the stack's log groups")
 			case service == "ecr":
 				each(of(ids[typeECRRepo]), "the stack's ECR repository")
+			case action == "sns:Publish":
+				each(of(ids[typeTopic]), "the stack's SNS topics")
 			default:
 				p.add("%s: %s is not an action the design grants (add its scope to CheckIAM)", s.where, action)
 			}

@@ -143,7 +143,40 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 		{"agent task role reaches the sessions table", func(t *testing.T, tpl *Template) {
 			s := asMap(policyStatements(t, tpl, "AgentTaskRole", "read-categories")[0])
 			s["Resource"] = []any{s["Resource"], map[string]any{"Fn::GetAtt": []any{"SessionsTable", "Arn"}}}
-		}, CheckAgentTask, "only use the categories table"},
+		}, CheckAgentTask, "the agent may use it on the categories table only"},
+		{"agent flag write on any item", func(t *testing.T, tpl *Template) {
+			delete(asMap(statementWithAction(t, tpl, "AgentTaskRole", "flag-session", "dynamodb:UpdateItem")["Condition"]), "ForAllValues:StringLike")
+		}, CheckAgentTask, `dynamodb:LeadingKeys ["session#*"]`},
+		{"agent flag write on other attributes", func(t *testing.T, tpl *Template) {
+			c := asMap(path(statementWithAction(t, tpl, "AgentTaskRole", "flag-session", "dynamodb:UpdateItem"), "Condition", "ForAllValues:StringEquals"))
+			c["dynamodb:Attributes"] = append(list(c["dynamodb:Attributes"]), "status")
+		}, CheckAgentTask, "may touch status"},
+		{"agent flag write reads the whole session back", func(t *testing.T, tpl *Template) {
+			c := asMap(path(statementWithAction(t, tpl, "AgentTaskRole", "flag-session", "dynamodb:UpdateItem"), "Condition", "StringEqualsIfExists"))
+			c["dynamodb:ReturnValues"] = []any{"NONE", "ALL_NEW"}
+		}, CheckAgentTask, "may return ALL_NEW"},
+		{"agent flag write on the categories table", func(t *testing.T, tpl *Template) {
+			statementWithAction(t, tpl, "AgentTaskRole", "flag-session", "dynamodb:UpdateItem")["Resource"] = map[string]any{"Fn::GetAtt": []any{"CategoriesTable", "Arn"}}
+		}, CheckAgentTask, "the agent may use it on the sessions table only"},
+		{"agent publishes anywhere", func(t *testing.T, tpl *Template) {
+			statementWithAction(t, tpl, "AgentTaskRole", "alert-staff", "sns:Publish")["Resource"] = "*"
+		}, CheckAgentTask, "the topic given as SAFETY_ALERT_TOPIC_ARN only"},
+		{"agent publishes to another topic", func(t *testing.T, tpl *Template) {
+			statementWithAction(t, tpl, "AgentTaskRole", "alert-staff", "sns:Publish")["Resource"] = map[string]any{"Ref": "AlarmTopicArn"}
+		}, ignoreSchema(CheckIAM), "sns:Publish on map[Ref:AlarmTopicArn]; want the stack's SNS topics"},
+		{"safety alerts unencrypted", func(t *testing.T, tpl *Template) {
+			delete(props(t, tpl, "SafetyAlertTopic"), "KmsMasterKeyId")
+		}, CheckAgentTask, "SafetyAlertTopic: the safety alerts must be encrypted at rest"},
+		{"sweeper grace apart from the agent's", func(t *testing.T, tpl *Template) {
+			fnEnv(t, tpl, "SweeperFunction")["SESSION_SAFETY_GRACE_SECONDS"] = map[string]any{"Ref": "SessionMaxDurationSeconds"}
+		}, CheckAgentTask, "SweeperFunction: SESSION_SAFETY_GRACE_SECONDS must be !Ref the parameter"},
+		{"agent flags another table", func(t *testing.T, tpl *Template) {
+			for _, e := range list(agentContainerDef(t, tpl)["Environment"]) {
+				if str(asMap(e)["Name"]) == "SESSIONS_TABLE" {
+					asMap(e)["Value"] = map[string]any{"Ref": "CategoriesTable"}
+				}
+			}
+		}, CheckAgentTask, "SESSIONS_TABLE must be !Ref SessionsTable"},
 		{"x86 agent", func(t *testing.T, tpl *Template) {
 			asMap(props(t, tpl, "AgentTaskDefinition")["RuntimePlatform"])["CpuArchitecture"] = "X86_64"
 		}, CheckAgentTask, "ARM64"},

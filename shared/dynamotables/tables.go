@@ -24,6 +24,12 @@ const (
 	OpenSessionsIndex = "open_sessions"
 	SweepBucketAttr   = "sweep_bucket"
 	SweepBucketOpen   = "open"
+
+	// SafetyFlagAttr and SafetyFlagCountAttr are the only attributes the agent writes, on session items
+	// (prefix SessionItemPrefix) only: its task role is limited to them (template check).
+	SessionItemPrefix   = "session#"
+	SafetyFlagAttr      = "safety_flag"
+	SafetyFlagCountAttr = "safety_flag_count"
 )
 
 // Categories is the counselor categories table.
