@@ -31,6 +31,9 @@ const (
 	StudentPassword = "Passw0rd!local"
 	SessionsTable   = "dev-sessions"
 	CategoriesTable = "dev-categories"
+	// safetyGraceSeconds is the agent's and the sweeper's grace for a flagged session, one value as
+	// the template gives both.
+	safetyGraceSeconds = "900"
 )
 
 type Options struct {
@@ -58,8 +61,13 @@ type Running struct {
 	Pool          localstack.UserPool
 	StudentID     string
 	Providers     string // "stand-ins" or "real services"
-	Agents        *agents.ProcessLauncher
-	stop          []func()
+	// SafetyAlerts is the file the local SNS stand-in appends each safety alert to (JSON lines).
+	SafetyAlerts string
+	// RealtimeControlURL scripts the stand-in Realtime server (POST {"transcript", ...}: the student
+	// says it); empty with real provider keys.
+	RealtimeControlURL string
+	Agents             *agents.ProcessLauncher
+	stop               []func()
 }
 
 // Start brings everything up; Stop tears it down in reverse order.
@@ -139,17 +147,18 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		os.Setenv(k, v)
 	}
 
-	agentEnv, providers, stopStandins, err := agentEnvironment(ctx, paths, o, stack)
+	setup, err := agentEnvironment(ctx, paths, o, stack)
 	if err != nil {
 		return nil, err
 	}
-	r.Providers = providers
-	r.stop = append(r.stop, stopStandins)
+	r.Providers, r.RealtimeControlURL = setup.providers, setup.realtimeControlURL
+	r.SafetyAlerts = filepath.Join(o.LogDir, SafetyAlertsFile)
+	r.stop = append(r.stop, setup.stop)
 	command := o.AgentCommand
 	if len(command) == 0 {
 		command = []string{"node", filepath.Join(paths.Root, "agentimage", "dist", "main.js")}
 	}
-	r.Agents = agents.NewProcessLauncher(command, agentEnv, agentOutput(o.LogDir), o.Log)
+	r.Agents = agents.NewProcessLauncher(command, setup.env, agentOutput(o.LogDir), o.Log)
 	r.stop = append(r.stop, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -164,6 +173,7 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"AGENT_LAUNCHER": config.LauncherProcess, "AGENT_COMMAND": strings.Join(command, " "),
 		"CORS_ALLOWED_ORIGINS":       r.PlaygroundURL,
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
+		"SESSION_SAFETY_GRACE_SECONDS": safetyGraceSeconds,
 	}
 	getenv := func(k string) string { return env[k] }
 	deps := app.Deps{Launcher: r.Agents, Log: o.Log}

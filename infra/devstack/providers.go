@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,10 +20,27 @@ import (
 // providerKeys must all be present in the env file to use the real OpenAI and Beyond Presence.
 var providerKeys = []string{"OPENAI_API_KEY", "BEY_API_KEY", "BEY_AVATAR_ID"}
 
+// SafetyAlertTopicARN is the local stand-in of the stack's safety topic (any well-formed ARN: the
+// SNS stand-in keeps every message).
+const SafetyAlertTopicARN = "arn:aws:sns:" + localstack.Region + ":000000000000:dev-safety-alerts"
+
+// SafetyAlertsFile is where, under the log directory, the SNS stand-in appends each safety alert.
+const SafetyAlertsFile = "safety-alerts.jsonl"
+
+// agentSetup is what the dev stack gives every agent process and what it reports about it.
+type agentSetup struct {
+	env       []string
+	providers string
+	// realtimeControlURL scripts the stand-in Realtime server (empty with real provider keys).
+	realtimeControlURL string
+	stop               func()
+}
+
 // agentEnvironment is what every agent process gets on top of the session's variables: the
-// task-definition environment and secrets of a deployment, pointed at the local stack. Without real
-// provider keys it starts the stand-ins the agent's tests use.
-func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, stack *localstack.Stack) ([]string, string, func(), error) {
+// task-definition environment and secrets of a deployment, pointed at the local stack. It always
+// starts the stand-ins (their SNS double receives the safety alerts); without real provider keys the
+// agent also talks to their Realtime and Bey stand-ins.
+func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, stack *localstack.Stack) (agentSetup, error) {
 	env := []string{
 		"LIVEKIT_URL=" + stack.LiveKit.WSURL,
 		"LIVEKIT_API_KEY=" + stack.LiveKit.APIKey,
@@ -32,11 +51,19 @@ func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, st
 		"AWS_ENDPOINT_URL_DYNAMODB=" + stack.DynamoDB.Endpoint,
 		"AGENT_MAX_DURATION_SECONDS=3600",
 		"AGENT_STUDENT_JOIN_TIMEOUT_SECONDS=300",
+		"SESSIONS_TABLE=" + SessionsTable,
+		"SAFETY_ALERT_TOPIC_ARN=" + SafetyAlertTopicARN,
+		"AGENT_SAFETY_GRACE_SECONDS=" + safetyGraceSeconds,
 	}
 	file, err := readEnvFile(o.EnvFile)
 	if err != nil {
-		return nil, "", nil, err
+		return agentSetup{}, err
 	}
+	urls, stop, err := startStandins(ctx, paths, o.LogDir, o.Log)
+	if err != nil {
+		return agentSetup{}, err
+	}
+	env = append(env, "AWS_ENDPOINT_URL_SNS="+urls.SNSURL)
 	real := true
 	for _, k := range providerKeys {
 		if file[k] == "" {
@@ -47,26 +74,37 @@ func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, st
 		for k, v := range file {
 			env = append(env, k+"="+v)
 		}
-		return env, "real services (keys from " + o.EnvFile + ")", func() {}, nil
-	}
-	urls, stop, err := startStandins(ctx, paths, o.LogDir)
-	if err != nil {
-		return nil, "", nil, err
+		return agentSetup{env: env, providers: "real services (keys from " + o.EnvFile + ")", stop: stop}, nil
 	}
 	env = append(env,
 		"OPENAI_API_KEY=standin", "OPENAI_BASE_URL="+urls.OpenAIBaseURL,
 		"BEY_API_KEY=standin", "BEY_API_URL="+urls.BeyAPIURL, "BEY_AVATAR_ID=standin-avatar")
-	return env, "local stand-ins (no provider keys in " + o.EnvFile + "): Realtime " + urls.OpenAIBaseURL + ", Bey " + urls.BeyAPIURL, stop, nil
+	return agentSetup{
+		env:                env,
+		providers:          "local stand-ins (no provider keys in " + o.EnvFile + "): Realtime " + urls.OpenAIBaseURL + ", Bey " + urls.BeyAPIURL,
+		realtimeControlURL: strings.TrimSuffix(urls.OpenAIBaseURL, "/v1") + "/control/student-speech",
+		stop:               stop,
+	}, nil
 }
 
 type standinURLs struct {
 	Event         string `json:"event"`
 	OpenAIBaseURL string `json:"openai_base_url"`
 	BeyAPIURL     string `json:"bey_api_url"`
+	SNSURL        string `json:"sns_url"`
 }
 
-// startStandins runs agentimage's stand-in Realtime and Bey servers and waits for their ready line.
-func startStandins(ctx context.Context, paths localstack.Paths, logDir string) (standinURLs, func(), error) {
+// standinLine is the part of a stand-ins log line the dev stack reacts to.
+type standinLine struct {
+	Msg       string `json:"msg"`
+	Subject   string `json:"subject"`
+	MessageID string `json:"message_id"`
+}
+
+// startStandins runs agentimage's stand-in Realtime, Bey and SNS servers and waits for their ready
+// line. Each safety alert the SNS stand-in receives is appended to SafetyAlertsFile and announced on
+// the dev stack's own log.
+func startStandins(ctx context.Context, paths localstack.Paths, logDir string, log *slog.Logger) (standinURLs, func(), error) {
 	entry := filepath.Join(paths.Root, "agentimage", "dist", "standins", "main.js")
 	if _, err := os.Stat(entry); err != nil {
 		return standinURLs{}, nil, fmt.Errorf("%s missing: run `make agent-deps`", entry)
@@ -75,7 +113,8 @@ func startStandins(ctx context.Context, paths localstack.Paths, logDir string) (
 	if err != nil {
 		return standinURLs{}, nil, err
 	}
-	cmd := exec.Command("node", entry)
+	alerts := filepath.Join(logDir, SafetyAlertsFile)
+	cmd := exec.Command("node", entry, "--safety-alert-file", alerts)
 	cmd.Dir = filepath.Join(paths.Root, "agentimage")
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -108,6 +147,10 @@ func startStandins(ctx context.Context, paths localstack.Paths, logDir string) (
 			if !sent && json.Unmarshal(line, &u) == nil && u.Event == "standins_ready" {
 				ready <- u
 				sent = true
+			}
+			var l standinLine
+			if json.Unmarshal(line, &l) == nil && l.Msg == "sns publish" {
+				log.Warn("SAFETY ALERT to the counseling staff (local SNS stand-in)", "subject", l.Subject, "message_id", l.MessageID, "file", alerts)
 			}
 		}
 		_, _ = io.Copy(logFile, stdout)

@@ -8,6 +8,15 @@ const $ = (id) => document.getElementById(id);
 const AGENT_PREFIX = 'agent-';
 const AVATAR_IDENTITY = 'bey-avatar-agent';
 const TRANSCRIPTION_TOPIC = 'lk.transcription';
+// The agent sends the crisis resources on this topic when a student may be in danger (agentimage safety.ts).
+const SAFETY_TOPIC = 'counselvideo.safety';
+// Shown if a message arrives without a usable list: the card must never be empty.
+const FALLBACK_RESOURCES = [
+  { label: '988 Suicide & Crisis Lifeline', detail: 'Call or text 988, any time (US)', href: 'tel:988' },
+  { label: 'Emergency', detail: 'If you or someone else is in immediate danger, call 911 (US)', href: 'tel:911' },
+  { label: 'Campus counseling', detail: 'Your campus counseling center or campus police can help today' },
+  { label: 'Outside the US', detail: 'Call your local emergency number' },
+];
 const POLL_MS = 2000;
 const PLAYING_AFTER_FRAMES = 3;
 const TERMINAL = new Set(['ended', 'failed']);
@@ -308,9 +317,44 @@ function wireRoom(room) {
       $('end-button').disabled = true;
       startPolling();
     });
+  room.on(LK.RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+    if (topic !== SAFETY_TOPIC || !isCounselor(participant && participant.identity)) return;
+    showCrisisCard(payload);
+  });
   room.registerTextStreamHandler(TRANSCRIPTION_TOPIC, (reader, participantInfo) => {
     readTranscription(reader, participantInfo).catch((e) => console.warn('transcription stream failed', e));
   });
+}
+
+// One card per session: a repeated message (e.g. after a reconnect) only refreshes it. Rendered with
+// textContent, and only tel:/sms:/https: links, whatever the message holds.
+function showCrisisCard(payload) {
+  let msg = null;
+  try {
+    msg = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    /* fall back to the built-in list */
+  }
+  const valid = msg && Array.isArray(msg.resources) && msg.resources.length > 0;
+  const resources = valid ? msg.resources : FALLBACK_RESOURCES;
+  const card = $('crisis-card');
+  $('crisis-title').textContent = (valid && typeof msg.title === 'string' && msg.title) || 'You deserve support right now';
+  const list = $('crisis-resources');
+  list.replaceChildren();
+  for (const r of resources) {
+    const li = document.createElement('li');
+    li.dataset.resource = String(r.id || '');
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = String(r.label || '');
+    const detail = document.createElement(typeof r.href === 'string' && /^(tel:|sms:|https:)/.test(r.href) ? 'a' : 'span');
+    if (detail.tagName === 'A') detail.href = r.href;
+    detail.textContent = String(r.detail || '');
+    li.append(label, detail);
+    list.append(li);
+  }
+  card.dataset.messages = String(Number(card.dataset.messages || '0') + 1);
+  card.hidden = false;
 }
 
 function isCounselor(identity) {
@@ -422,6 +466,9 @@ function resetSessionView() {
   app.segments.clear();
   $('transcript').replaceChildren();
   $('session-status').replaceChildren();
+  $('crisis-card').hidden = true;
+  $('crisis-card').dataset.messages = '0';
+  $('crisis-resources').replaceChildren();
   const video = $('avatar-video');
   video.dataset.frames = '0';
   video.dataset.playing = 'false';

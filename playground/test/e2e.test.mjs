@@ -416,3 +416,67 @@ test('a session closed from the server side shows as ended on the page', { timeo
     await context.close();
   }
 });
+
+test('a student in crisis: the crisis resources card appears once and the staff alert lands in the dev stack', { timeout: 300_000 }, async () => {
+  assert.ok(dev.ready.realtime_control_url, 'the dev stack runs the stand-in Realtime server (no provider keys)');
+  assert.ok(dev.ready.safety_alerts_file, 'ready file has safety_alerts_file');
+  const config = await playgroundConfig();
+  const token = await studentToken(config);
+  const { context, page } = await newPage(browser, 'crisis');
+  const say = async (transcript) => {
+    const res = await fetch(dev.ready.realtime_control_url, { method: 'POST', body: JSON.stringify({ transcript, respond: true }) });
+    assert.equal(res.status, 202, `control: ${res.status}`);
+  };
+  const replies = () => page.locator('#transcript li[data-speaker="counselor"]').count();
+  try {
+    await signInAndListCategories(page);
+    await page.locator('#categories input[type=radio]').nth(2).check();
+    await page.click('#start-button');
+    await waitState(page, 'live', 120_000);
+    const sessionId = await page.locator('#session-section').getAttribute('data-session-id');
+    await page.waitForFunction(() => document.querySelectorAll('#transcript li[data-speaker="counselor"]').length > 0, null, { timeout: 60_000 });
+    assert.equal(await page.locator('#crisis-card').isHidden(), true, 'no card before anything was said');
+
+    const spoken = 'Honestly I want to end my life.';
+    await say(spoken);
+    await page.locator('#crisis-card').waitFor({ state: 'visible', timeout: 30_000 });
+    const card = await page.locator('#crisis-card').innerText();
+    for (const s of ['988', '911', 'Campus counseling', 'Outside the US', 'local emergency number']) assert.ok(card.includes(s), `card shows ${s}: ${card}`);
+    assert.equal(await page.locator('#crisis-card a[href="tel:988"]').count(), 1, 'the 988 line is a tel: link');
+    await shot(page, 'crisis-card.png');
+
+    // A second concern: still one card, one message; the conversation goes on.
+    const before = await replies();
+    await say('I want to kill myself.');
+    await waitFor('the counselor to answer again', async () => (await replies()) > before, 60_000);
+    await sleep(1000);
+    assert.equal(await page.locator('.crisis-card').count(), 1);
+    assert.equal(await page.locator('#crisis-card').getAttribute('data-messages'), '1');
+
+    // The counseling staff's alert: one message for this session, in the dev stack's alert file, with
+    // the session's facts and none of the student's words.
+    const alerts = await waitFor('the safety alert in the dev stack', () => {
+      if (!fs.existsSync(dev.ready.safety_alerts_file)) return null;
+      const lines = fs.readFileSync(dev.ready.safety_alerts_file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const mine = lines.filter((m) => JSON.parse(JSON.parse(m.message).default).session_id === sessionId);
+      return mine.length ? mine : null;
+    }, 30_000);
+    assert.equal(alerts.length, 1);
+    const body = JSON.parse(JSON.parse(alerts[0].message).default);
+    assert.equal(body.kind, 'self_harm');
+    assert.equal(body.source, 'phrase_list');
+    assert.ok(!JSON.stringify(alerts[0]).toLowerCase().includes('end my life'), 'the alert carries no transcript text');
+    // The flag is not shown to the student through the API.
+    const view = await apiGet(config, token, `/api/v1/video/sessions/${sessionId}`);
+    assert.ok(!JSON.stringify(view).includes('safety'), `session view: ${JSON.stringify(view)}`);
+
+    await page.click('#end-button');
+    await waitState(page, 'ended', 60_000);
+    assert.equal(await page.locator('#crisis-card').isVisible(), true, 'the resources stay on screen after the session');
+  } catch (e) {
+    await shot(page, 'failure-crisis.png');
+    throw e;
+  } finally {
+    await context.close();
+  }
+});

@@ -38,6 +38,7 @@ func main() {
 		raw, _ := json.Marshal(map[string]string{
 			"api_url": r.APIURL, "playground_url": r.PlaygroundURL, "livekit_url": r.Stack.LiveKit.URL,
 			"dynamodb_endpoint": r.Stack.DynamoDB.Endpoint, "sessions_table": devstack.SessionsTable,
+			"safety_alerts_file": r.SafetyAlerts, "realtime_control_url": r.RealtimeControlURL,
 		})
 		if err := os.WriteFile(path, raw, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "make dev: write DEV_READY_FILE:", err)
@@ -57,6 +58,7 @@ Local stack is up.
   cognito-local   %[6]s   (pool %[7]s, client %[8]s)
   Agent providers %[9]s
   Logs            %[10]s
+  Safety alerts   %[15]s   (what the counseling staff's SNS topic would receive)
 
 Test student: %[11]s / %[12]s
 
@@ -76,5 +78,5 @@ List categories and create a room:
 Ctrl-C stops everything.
 `, r.APIURL, r.Stack.LiveKit.WSURL, r.Stack.DynamoDB.Endpoint, devstack.SessionsTable, devstack.CategoriesTable,
 		r.Stack.Cognito.Endpoint, r.Pool.PoolID, r.Pool.ClientID, r.Providers, r.Stack.LogDir,
-		devstack.StudentUsername, devstack.StudentPassword, idToken, r.PlaygroundURL)
+		devstack.StudentUsername, devstack.StudentPassword, idToken, r.PlaygroundURL, r.SafetyAlerts)
 }
