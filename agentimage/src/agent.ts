@@ -94,7 +94,7 @@ export async function agentToken(cfg: RuntimeConfig, target: SessionTarget): Pro
   const at = new AccessToken(cfg.livekitApiKey, cfg.livekitApiSecret, {
     identity: agentIdentity(target.sessionId),
     name: AGENT_NAME,
-    ttl: cfg.maxDurationSeconds + cfg.studentJoinTimeoutSeconds + 600,
+    ttl: cfg.maxDurationSeconds + cfg.safetyGraceSeconds + cfg.studentJoinTimeoutSeconds + 600,
   });
   at.kind = 'agent';
   at.addGrant({

@@ -36,7 +36,12 @@ export class SessionItemMissingError extends Error {
   }
 }
 
-const RECORD_TIMEOUT_MS = 4_000;
+/**
+ * The alert waits for the record (the writer that sets the flag is the one that alerts), so a DynamoDB
+ * that hangs must not hold it back: after this long it goes out marked "recorded": false, well within
+ * the seconds the staff is promised.
+ */
+const RECORD_TIMEOUT_MS = 2_000;
 const PUBLISH_TIMEOUT_MS = 10_000;
 
 /**

@@ -130,7 +130,8 @@ class OneJobWorker {
     if (this.cfg.ecsAgentUri) {
       void protectTask({
         ecsAgentUri: this.cfg.ecsAgentUri,
-        expiresInMinutes: protectionMinutes(this.cfg.maxDurationSeconds),
+        // The longest the session can run: a safety concern extends it by the grace.
+        expiresInMinutes: protectionMinutes(this.cfg.maxDurationSeconds + this.cfg.safetyGraceSeconds),
         logger: this.logger,
       });
     }

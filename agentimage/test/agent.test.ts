@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { ParticipantKind } from '@livekit/rtc-node';
 import { TokenVerifier } from 'livekit-server-sdk';
 import type { BeyStandin } from '../src/standins/bey.js';
-import { RealtimeStandin } from '../src/standins/realtime.js';
+import { RealtimeStandin, promptedWith } from '../src/standins/realtime.js';
+import { safetyInstructions } from '../src/safety.js';
 import { AGENT_DIR, publishMic, waitUntil, type Livekit } from './harness.js';
 import { AVATAR_ID, AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, CAT_DISABLED, OPENAI_KEY } from './fixture.js';
 
@@ -57,10 +58,12 @@ describe('agent session', () => {
     assert.equal(claims.attributes?.['lk.publish_on_behalf'], `agent-${sessionId}`);
 
     // The category prompt reaches the Realtime session; the greeting introduces the counselor.
-    const conn = () => realtime.connections.find((c) => c.instructions.includes(CAT_ACADEMIC.system_prompt));
+    const conn = () => realtime.connections.find((c) => promptedWith(c, CAT_ACADEMIC.system_prompt));
     await waitUntil(() => !!conn(), 'category prompt in a Realtime session.update');
     const c = conn()!;
     assert.equal(c.apiKey, OPENAI_KEY);
+    // Every category's prompt is followed by the shared safety protocol.
+    assert.ok(c.instructions.includes(`${CAT_ACADEMIC.system_prompt}\n\n${safetyInstructions()}`), 'prompt + safety protocol');
     await waitUntil(() => c.responseInstructions.length > 0, 'greeting response.create');
     assert.match(c.responseInstructions[0] ?? '', /Academic Advising counselor/);
 
@@ -115,7 +118,7 @@ describe('agent start and end conditions', () => {
     await waitUntil(() => !!avatar()?.segments[0]?.ack, 'greeting played and acknowledged');
     assert.equal(avatar()!.segments[0].from, `agent-${sessionId}`);
     await waitUntil(() => student.videoFrom.has('bey-avatar-agent') && student.frames > 0, 'avatar video at the student');
-    assert.ok(realtime.connections.some((c) => c.instructions.includes(CAT_CAREER.system_prompt)));
+    assert.ok(realtime.connections.some((c) => promptedWith(c, CAT_CAREER.system_prompt)));
 
     agent.child.kill('SIGTERM');
     assert.equal(await agent.waitForExit(), 0, agent.tail());
@@ -150,8 +153,8 @@ describe('agent start and end conditions', () => {
     const connA = realtime.connections.filter((c) => c.apiKey === 'sk-test-agent-a-111');
     const connB = realtime.connections.filter((c) => c.apiKey === 'sk-test-agent-b-222');
     assert.ok(connA.length >= 1 && connB.length >= 1);
-    assert.ok(connA.every((c) => c.instructions.includes(CAT_ACADEMIC.system_prompt) && !c.instructions.includes(CAT_CAREER.system_prompt)));
-    assert.ok(connB.every((c) => c.instructions.includes(CAT_CAREER.system_prompt) && !c.instructions.includes(CAT_ACADEMIC.system_prompt)));
+    assert.ok(connA.every((c) => promptedWith(c, CAT_ACADEMIC.system_prompt) && !promptedWith(c, CAT_CAREER.system_prompt)));
+    assert.ok(connB.every((c) => promptedWith(c, CAT_CAREER.system_prompt) && !promptedWith(c, CAT_ACADEMIC.system_prompt)));
     assert.match(connA[0].responseInstructions[0] ?? '', /Academic Advising counselor/);
     assert.match(connB[0].responseInstructions[0] ?? '', /Career Guidance counselor/);
     // Each avatar was requested for its own room, on behalf of its own agent, and hears only it.
@@ -305,7 +308,7 @@ describe('configuration errors', () => {
       assert.match(String(errors[0].msg), new RegExp(cat));
       assert.match(String(errors[0].msg), label === 'unknown category' ? /unknown category/ : /disabled/);
       assert.equal(await roomExists(roomName), true, 'a config error must not touch the room');
-      assert.ok(!realtime.connections.some((c) => c.apiKey === OPENAI_KEY && c.instructions.includes('DISABLED-PROMPT')));
+      assert.ok(!realtime.connections.some((c) => c.apiKey === OPENAI_KEY && promptedWith(c, 'DISABLED-PROMPT')));
       assertCleanLogs(agent, sessionId);
       await lk.rooms.deleteRoom(roomName);
     });

@@ -5,11 +5,13 @@
 // a flagged session's maximum duration is extended once; no transcript text or student name leaks.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { CRISIS_RESOURCES, SAFETY_TOOL_NAME, SAFETY_TOPIC, TOOL_RESULT } from '../src/safety.js';
 import { SAFETY_KINDS, SAFETY_SEVERITIES } from '../src/safety-types.js';
-import { AFTER_TOOL_TEXT, GOODBYE_TEXT, type RealtimeConnection } from '../src/standins/realtime.js';
+import { AFTER_TOOL_TEXT, GOODBYE_TEXT, type RealtimeConnection, promptedWith } from '../src/standins/realtime.js';
 import { messageFor, type PublishedMessage } from '../src/standins/sns.js';
 import { AgentStack, CAT_ACADEMIC, type Student } from './fixture.js';
 import { ALERT_TOPIC_ARN, SESSIONS_TABLE, getSession, putSession, sleep, waitUntil, type AgentProcess } from './harness.js';
@@ -41,7 +43,7 @@ async function startSession(extraEnv: Record<string, string> = {}): Promise<Sess
   await agent.waitForLog((l) => l.event === 'agent_joined', 'agent joined');
   const student = await stack.joinStudent(roomName, randomUUID(), STUDENT_NAME);
   await waitUntil(() => !!stack.bey.avatars.find((a) => a.roomName === roomName)?.segments[0]?.ack, 'greeting played', 90_000);
-  const conn = stack.realtime.connections.slice(known).find((c) => c.instructions.some((i) => i.includes(CAT_ACADEMIC.system_prompt)));
+  const conn = stack.realtime.connections.slice(known).find((c) => promptedWith(c, CAT_ACADEMIC.system_prompt));
   assert.ok(conn, 'Realtime connection of this session');
   return { sessionId, roomName, agent, student, conn };
 }
@@ -166,6 +168,8 @@ describe('crisis escalation', () => {
   test('the phrase backstop flags the session when the model does not call the tool', async () => {
     const s = await startSession();
     const spoken = "I don't see the point of any of this. I want to end my life.";
+    // SNS has a bad moment: the SDK's retry still delivers the alert, once.
+    stack.sns.failNext(503);
     const t0 = await say(s, spoken);
     await waitUntil(() => alertsOf(s.sessionId).length > 0, 'staff alert published', 30_000);
     const [alert] = alertsOf(s.sessionId);
@@ -186,6 +190,46 @@ describe('crisis escalation', () => {
     assert.equal(cards(s.student).length, 1);
     await endSession(s);
     await assertPrivate(s, [spoken, 'end my life']);
+  });
+
+  test('DynamoDB hangs at the moment of the flag: the alert still reaches the staff within 5 s, marked not recorded', async () => {
+    // Between the agent and DynamoDB Local: everything passes but the flag's UpdateItem, which never answers.
+    const held: ServerResponse[] = [];
+    const proxy = createServer((req, res) => {
+      if (String(req.headers['x-amz-target']).endsWith('.UpdateItem')) {
+        req.resume();
+        held.push(res);
+        return;
+      }
+      const url = new URL(req.url ?? '/', stack.ddb.endpoint);
+      const fwd = httpRequest(url, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on('error', () => res.destroy());
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const s = await startSession({ AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      const t0 = await say(s, 'I took too many pills an hour ago.');
+      await waitUntil(() => alertsOf(s.sessionId).length > 0, 'staff alert published', 30_000);
+      const [alert] = alertsOf(s.sessionId);
+      assert.ok(alert.receivedAt - t0 <= ALERT_WITHIN_MS, `alert ${alert.receivedAt - t0} ms after the turn`);
+      const body = JSON.parse(messageFor(alert, 'https'));
+      assert.equal(body.recorded, false);
+      assert.equal(body.kind, 'medical_emergency');
+      assert.equal(body.severity, 'imminent');
+      assert.ok(held.length >= 1, 'the flag write reached the hanging endpoint');
+      await waitUntil(() => cards(s.student).length > 0, 'crisis resources at the student');
+      await s.agent.waitForLog((l) => l.event === 'safety_flag_record_failed', 'record failure logged');
+      await endSession(s);
+      assert.equal(alertsOf(s.sessionId).length, 1);
+      await assertPrivate(s, ['too many pills', 'an hour ago']);
+    } finally {
+      for (const r of held) r.destroy();
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
   });
 
   test('a normal conversation, hyperbole and negations included, raises nothing', async () => {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DisconnectReason } from '@livekit/rtc-node';
 import { BeyStandin, type AvatarBehaviour } from '../src/standins/bey.js';
-import { GOODBYE_TEXT, RealtimeStandin, TIME_LEFT_TEXT, replyText, type RealtimeConnection } from '../src/standins/realtime.js';
+import { GOODBYE_TEXT, RealtimeStandin, TIME_LEFT_TEXT, replyText, type RealtimeConnection, promptedWith } from '../src/standins/realtime.js';
 import { publishMic, sleep, waitUntil, type AgentProcess } from './harness.js';
 import { AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, OPENAI_KEY, type Student } from './fixture.js';
 
@@ -34,7 +34,7 @@ function avatarIn(bey: BeyStandin, roomName: string) {
 
 /** The Realtime connection that serves this agent now (the newest with the category prompt). */
 function latestConnection(rt: RealtimeStandin, prompt: string): RealtimeConnection | undefined {
-  return rt.connections.filter((c) => c.apiKey === OPENAI_KEY && c.instructions.includes(prompt)).at(-1);
+  return rt.connections.filter((c) => c.apiKey === OPENAI_KEY && promptedWith(c, prompt)).at(-1);
 }
 
 async function withBey<T>(behaviour: AvatarBehaviour, fn: (bey: BeyStandin) => Promise<T>): Promise<T> {

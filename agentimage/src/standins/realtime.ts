@@ -36,6 +36,11 @@ export interface RealtimeConnection {
   ws: WebSocket;
 }
 
+/** Whether any session.update of the connection carried instructions containing `text` (e.g. a category's prompt). */
+export function promptedWith(conn: RealtimeConnection, text: string): boolean {
+  return conn.instructions.some((i) => i.includes(text));
+}
+
 export interface RealtimeStandinOptions {
   host?: string;
   port?: number;
