@@ -27,6 +27,7 @@ import (
 	"counselvideo/shared/config"
 	"counselvideo/shared/httpapi"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/service"
 	"counselvideo/shared/sessions"
@@ -106,6 +107,8 @@ func Launcher(cfg config.Config, awsCfg aws.Config) (agents.Launcher, error) {
 type Deps struct {
 	Launcher agents.Launcher
 	Log      *slog.Logger
+	// Metrics records the functions' metrics (the Lambda mains: EMF lines on stdout; nil: none).
+	Metrics *metrics.Recorder
 	// JWKSURL, when set, is where the API fetches the Cognito keys instead of the issuer (tests put a
 	// proxy there that they can stop and slow down).
 	JWKSURL string
@@ -134,6 +137,7 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 		TokenTTL:  cfg.StudentTokenTTL,
 		LockTTL:   cfg.SessionMaxDuration + 10*time.Minute,
 		Log:       deps.Log,
+		Metrics:   deps.Metrics,
 		NewID:     uuid.NewString,
 	}, nil
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,8 @@ type Config struct {
 	AgentJoinTimeout   time.Duration
 	CORSAllowedOrigins []string
 	LogLevel           string
+	// StackName is the deployment's name: the Stack dimension of every metric (shared/metrics).
+	StackName string
 }
 
 type LiveKit struct {
@@ -90,7 +93,13 @@ const (
 	DefaultStudentTokenTTL    = 2 * time.Minute
 	DefaultSessionMaxDuration = 60 * time.Minute
 	DefaultAgentJoinTimeout   = 3 * time.Minute
+	// DefaultStackName is the Stack dimension outside a deployment (make dev, tests). The template
+	// sets STACK_NAME to the stack's name (the template check holds it, like the alarms' dimension).
+	DefaultStackName = "local"
 )
+
+// stackNamePattern is CloudFormation's stack name rule (also a valid metric dimension value).
+var stackNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
 
 // maxSeconds bounds every duration variable (one week), far from time.Duration overflow.
 const maxSeconds = 7 * 24 * 3600
@@ -109,6 +118,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 	}
 	c.SessionsTable = r.required("SESSIONS_TABLE")
 	c.LogLevel = r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	c.StackName = r.stackName()
 	c.SessionMaxDuration = r.seconds("SESSION_MAX_DURATION_SECONDS", DefaultSessionMaxDuration)
 	c.Agent.Launcher = r.oneOf("AGENT_LAUNCHER", "", LauncherECS, LauncherProcess)
 	if c.Agent.Launcher == "" {
@@ -192,6 +202,17 @@ func (r *reader) url(name string, schemes ...string) string {
 		return ""
 	}
 	return strings.TrimRight(v, "/")
+}
+
+func (r *reader) stackName() string {
+	v := strings.TrimSpace(r.getenv("STACK_NAME"))
+	if v == "" {
+		return DefaultStackName
+	}
+	if !stackNamePattern.MatchString(v) {
+		r.problem("STACK_NAME must be a CloudFormation stack name (a letter, then letters, digits and hyphens; at most 128)")
+	}
+	return v
 }
 
 func (r *reader) oneOf(name, def string, allowed ...string) string {

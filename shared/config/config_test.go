@@ -305,6 +305,22 @@ func TestLoadOptionalValues(t *testing.T) {
 	}
 }
 
+// STACK_NAME is every metric's Stack dimension: the stack's name in AWS, "local" elsewhere.
+func TestLoadStackName(t *testing.T) {
+	for _, fn := range []Function{API, Webhook, Sweeper} {
+		env := apiEnv()
+		if c := mustLoad(t, fn, env); c.StackName != DefaultStackName {
+			t.Errorf("%s: default stack name %q", fn, c.StackName)
+		}
+		if c := mustLoad(t, fn, with(env, "STACK_NAME", " counselvideo-prod ")); c.StackName != "counselvideo-prod" {
+			t.Errorf("%s: stack name %q", fn, c.StackName)
+		}
+		for _, bad := range []string{"1stack", "stack_name", "stäck", strings.Repeat("a", 129)} {
+			mustFail(t, fn, with(env, "STACK_NAME", bad), "STACK_NAME")
+		}
+	}
+}
+
 func TestLoadCapacityProvider(t *testing.T) {
 	if c := mustLoad(t, API, apiEnv()); c.Agent.ECS.CapacityProvider != "FARGATE" {
 		t.Errorf("default capacity provider %q", c.Agent.ECS.CapacityProvider)

@@ -15,6 +15,7 @@ import (
 	"counselvideo/shared/auth"
 	"counselvideo/shared/categories"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
@@ -73,6 +74,8 @@ type Service struct {
 	// LockTTL bounds how long a crashed setup can block a student's next session.
 	LockTTL time.Duration
 	Log     *slog.Logger
+	// Metrics records the sessions' lifecycle (nil: none).
+	Metrics *metrics.Recorder
 	Now     func() time.Time
 	// NewID makes session ids (uuid.NewString in production).
 	NewID func() string
@@ -107,7 +110,9 @@ const maxCreateAttempts = 3
 
 // CreateRoom starts a session for the student, or returns their open one with a fresh token. A session
 // whose room is already gone (it is ending) is never resumed: it is closed and a new one starts.
-func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (Created, error) {
+func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (created Created, err error) {
+	began := time.Now()
+	defer func() { s.Metrics.CreateRoomAnswered(metrics.OutcomeOf(created.Resumed, err), time.Since(began)) }()
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	cat, err := s.Categories.GetEnabled(ctx, categoryID)
@@ -163,13 +168,14 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		}
 		return Created{}, createErr
 	}
+	s.Metrics.SessionCreated(sess.SessionID)
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
 	if roomErr != nil {
-		return Created{}, s.fail(ctx, sess, "", "room creation failed", roomErr)
+		return Created{}, s.fail(ctx, sess, "", "room creation failed", metrics.ReasonRoomCreationFailed, roomErr)
 	}
 	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID})
 	if err != nil {
-		return Created{}, s.fail(ctx, sess, "", "agent launch failed", err)
+		return Created{}, s.fail(ctx, sess, "", "agent launch failed", metrics.ReasonAgentLaunchFailed, err)
 	}
 	// MarkStarted accepts an active session (the student joined through a second create-room's
 	// answer); it refuses a closed one (the student ended it meanwhile): then only undo.
@@ -178,7 +184,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		return Created{}, s.abandon(ctx, sess, taskID)
 	}
 	if err != nil {
-		return Created{}, s.fail(ctx, sess, taskID, "session update failed", err)
+		return Created{}, s.fail(ctx, sess, taskID, "session update failed", metrics.ReasonSessionUpdateFailed, err)
 	}
 	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
 	return Created{
@@ -215,6 +221,7 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 		return Created{}, fmt.Errorf("token signing failed: %w", err)
 	}
 	log.Info("returning open session", "status", sess.Status)
+	s.Metrics.SessionResumed(sess.SessionID)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
 		Status: string(sess.Status), ExpiresAt: expires, Resumed: true,
@@ -224,7 +231,7 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 // closeGone ends an open session whose room is gone and stops its agent (its room_finished webhook
 // would, but it may have been lost, and the sweeper only looks at open sessions).
 func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions.Session) {
-	_, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonRoomGone})
+	ended, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonRoomGone})
 	switch {
 	case errors.Is(err, sessions.ErrConflict):
 		log.Info("open session closed meanwhile")
@@ -234,6 +241,7 @@ func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions
 		return
 	}
 	log.Info("session closed: its room is gone", "end_reason", ReasonRoomGone)
+	s.Metrics.SessionClosed(ended, metrics.ReasonRoomGoneOnResume)
 	if sess.AgentTaskID == "" {
 		return
 	}
@@ -276,18 +284,21 @@ func (s *Service) undo(ctx context.Context, sess sessions.Session, taskID, reaso
 	}
 }
 
-// fail undoes a half-started session and records the failure. The returned error is the cause.
-func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, cause error) error {
+// fail undoes a half-started session and records the failure (reason in the record, code in the
+// metrics). The returned error is the cause.
+func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, code metrics.Reason, cause error) error {
 	log := logging.From(ctx, s.Log)
 	log.Error("session setup failed", "reason", reason, "error", cause.Error())
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	s.undo(cctx, sess, taskID, reason)
-	_, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason})
+	failed, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason})
 	switch {
+	case err == nil:
+		s.Metrics.SessionClosed(failed, code)
 	case errors.Is(err, sessions.ErrConflict):
 		log.Info("cleanup: session was closed meanwhile")
-	case err != nil:
+	default:
 		log.Error("cleanup: mark session failed", "error", err.Error())
 	}
 	return fmt.Errorf("%s: %w", reason, cause)
@@ -340,6 +351,7 @@ func (s *Service) EndSession(ctx context.Context, student auth.Student, sessionI
 		case err == nil:
 			sess, closedNow = ended, true
 			log.Info("session ended by student", "duration_seconds", ended.DurationSeconds)
+			s.Metrics.SessionClosed(ended, metrics.ReasonEndedByStudent)
 		case errors.Is(err, sessions.ErrConflict):
 			sess = ended // closed meanwhile: End returns it as it is
 		default:

@@ -14,6 +14,7 @@ import (
 
 	"counselvideo/shared/agents"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
@@ -34,6 +35,10 @@ const (
 	DefaultStopMargin = 10 * time.Second
 	// maxFailuresReported bounds the failures listed in a report (all are counted and logged).
 	maxFailuresReported = 20
+	// StuckAfter: an open session this long past MaxDuration is stuck (SessionsStuckOpen). Every run
+	// (each minute) closes sessions over the limit, so one still open this late was not closed by
+	// several runs in a row.
+	StuckAfter = 5 * time.Minute
 )
 
 // Store is the part of the session store the sweeper uses.
@@ -57,6 +62,8 @@ type Sweeper struct {
 	Rooms    Rooms
 	Agents   agents.Launcher
 	Log      *slog.Logger
+	// Metrics records each run and each session it closes (nil: none).
+	Metrics *metrics.Recorder
 	// MaxDuration ends sessions older than this (counted from creation).
 	MaxDuration time.Duration
 	// AgentJoinTimeout fails sessions whose agent has not joined this long after creation.
@@ -95,6 +102,8 @@ type Report struct {
 	// Errors counts every failure; Failures lists the first maxFailuresReported of them.
 	Errors   int       `json:"errors"`
 	Failures []Failure `json:"failures"`
+	// Stuck counts the sessions examined that were open StuckAfter past MaxDuration.
+	Stuck int `json:"stuck"`
 	// Resumed: the run started where an earlier one stopped. Complete: it reached the end of the
 	// open sessions (the next run starts from the oldest again); otherwise Cursor is where the next
 	// run resumes.
@@ -200,6 +209,9 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 			for j := range jobs {
 				c, err := s.sweep(workCtx, j.sess, now)
 				mu.Lock()
+				if s.MaxDuration > 0 && now.Sub(j.sess.CreatedAt) >= s.MaxDuration+StuckAfter {
+					rep.Stuck++
+				}
 				if err != nil {
 					logging.From(ctx, s.Log).Error("session check failed", "session_id", j.sess.SessionID, "user_id", j.sess.UserID, "error", err.Error())
 					rep.fail(j.sess.SessionID, err)
@@ -260,8 +272,10 @@ hand:
 		log.Error("saving the sweep cursor failed", "error", err.Error())
 		rep.fail("", err)
 	}
-	log.Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors,
-		"complete", rep.Complete, "resumed", rep.Resumed, "duration_ms", time.Since(began).Milliseconds())
+	took := time.Since(began)
+	log.Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors, "stuck", rep.Stuck,
+		"complete", rep.Complete, "resumed", rep.Resumed, "duration_ms", took.Milliseconds())
+	s.Metrics.SweepDone(metrics.Sweep{Duration: took, Examined: rep.Examined, Closed: len(rep.Closed), Errors: rep.Errors, Stuck: rep.Stuck})
 	if listErr != nil && listed == 0 {
 		return rep, fmt.Errorf("sweep: %w", listErr)
 	}
@@ -272,11 +286,11 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID, "user_id", sess.UserID)
 	age := now.Sub(sess.CreatedAt)
 	if s.MaxDuration > 0 && age >= s.MaxDuration {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), now)
+		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), metrics.ReasonMaxDuration, now)
 	}
 	people, err := s.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonRoomGone, now)
+		return s.close(ctx, sess, sessions.StatusEnded, ReasonRoomGone, metrics.ReasonRoomGone, now)
 	}
 	if err != nil {
 		return nil, err
@@ -286,14 +300,15 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 		agentIn = agentIn || p.IsAgent
 	}
 	if s.AgentJoinTimeout > 0 && age >= s.AgentJoinTimeout && sess.AgentJoinedAt.IsZero() && !agentIn {
-		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), now)
+		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), metrics.ReasonAgentJoinTimeout, now)
 	}
 	return nil, nil
 }
 
 // close records the end first (so the reason is ours, not the room_finished our delete triggers), then
 // deletes the room and stops the task. If the webhook closed the session meanwhile, it did the rest.
-func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessions.Status, reason string, now time.Time) (*Closed, error) {
+// reason goes into the record, code into the metrics.
+func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessions.Status, reason string, code metrics.Reason, now time.Time) (*Closed, error) {
 	log := logging.From(ctx, s.Log)
 	ended, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: status, At: now, Reason: reason})
 	if errors.Is(err, sessions.ErrConflict) {
@@ -304,6 +319,7 @@ func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessi
 		return nil, err
 	}
 	log.Info("session closed by sweeper", "status", status, "end_reason", reason, "duration_seconds", ended.DurationSeconds)
+	s.Metrics.SessionClosed(ended, code)
 	var errs []error
 	if err := s.Rooms.DeleteRoom(ctx, sess.RoomName); err != nil {
 		errs = append(errs, err)
