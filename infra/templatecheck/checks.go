@@ -44,9 +44,10 @@ var Checks = map[string]Check{
 	"no secret values in parameters":                                        ignoreSchema(CheckParameters),
 	"logging":                                                               ignoreSchema(CheckLogging),
 	"HTTP API routes (httpapi.Routes) and schedule":                         ignoreSchema(CheckAPI),
-	"alarms on emitted metrics":                                             ignoreSchema(CheckAlarms),
-	"outputs":                                                               ignoreSchema(CheckOutputs),
-	"API timeout holds the time budget (service.TimeBudget)":                ignoreSchema(CheckTimeBudget),
+	"alarms and dashboard on emitted metrics, alarm topic":                  func(t *Template, _ AgentSchema) []string { return CheckMetrics(t, GoEmitted()) },
+	"agent task failure rule and the alarm topic's policy":                  ignoreSchema(CheckAgentTaskRule),
+	"outputs": ignoreSchema(CheckOutputs),
+	"API timeout holds the time budget (service.TimeBudget)": ignoreSchema(CheckTimeBudget),
 }
 
 func ignoreSchema(c func(*Template) []string) Check {
@@ -465,6 +466,10 @@ func CheckLogging(t *Template) []string {
 		if got := str(path(f, "LoggingConfig", "LogFormat")); got != "JSON" {
 			p.add("%s: LoggingConfig.LogFormat is %q, want JSON", r.ID, got)
 		}
+		// Lambda reads the EMF lines (no "level") as INFO: a stricter filter would drop the metrics.
+		if got := str(path(f, "LoggingConfig", "ApplicationLogLevel")); !slices.Contains([]string{"TRACE", "DEBUG", "INFO"}, got) {
+			p.add("%s: LoggingConfig.ApplicationLogLevel is %q; it must let INFO through (TRACE, DEBUG or INFO), or Lambda drops the metric lines", r.ID, got)
+		}
 		id, ok := logGroup(r.ID, path(f, "LoggingConfig", "LogGroup"))
 		if !ok {
 			continue
@@ -595,28 +600,6 @@ func CheckAPI(t *Template) []string {
 }
 
 // ---------------------------------------------------------------- alarms and outputs
-
-// CheckAlarms checks that every alarm on a custom namespace watches a metric something produces: a
-// metric filter of the template (same namespace and name) or a metric the code emits (EmittedMetrics).
-func CheckAlarms(t *Template) []string {
-	var p problems
-	produced := map[string]bool{}
-	for _, r := range t.ResourcesOfType("AWS::Logs::MetricFilter") {
-		for _, m := range list(r.Props()["MetricTransformations"]) {
-			produced[fmt.Sprint(asMap(m)["MetricNamespace"])+" "+str(asMap(m)["MetricName"])] = true
-		}
-	}
-	for _, r := range t.ResourcesOfType("AWS::CloudWatch::Alarm") {
-		ns, name := r.Props()["Namespace"], str(r.Props()["MetricName"])
-		if s, literal := ns.(string); literal && strings.HasPrefix(s, "AWS/") {
-			continue
-		}
-		if !produced[fmt.Sprint(ns)+" "+name] && !slices.Contains(EmittedMetrics, name) {
-			p.add("%s: alarm on %v %s, which no metric filter of the template and no code (EmittedMetrics) produces", r.ID, ns, name)
-		}
-	}
-	return p
-}
 
 // CheckOutputs checks the outputs the deployment guide relies on.
 func CheckOutputs(t *Template) []string {

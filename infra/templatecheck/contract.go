@@ -49,11 +49,6 @@ var RequiredOutputs = []string{
 	"ApiUrl", "WebhookUrl", "SessionsTableName", "CategoriesTableName", "AgentRepositoryUri",
 }
 
-// EmittedMetrics are the custom metrics the code publishes itself (EMF), by name. Alarms on a custom
-// namespace must name one of these or a metric filter of the template. None yet: the metrics package
-// adds its names here.
-var EmittedMetrics = []string{}
-
 // launcherVariables are the agent variables the launcher sets per session (container overrides).
 func launcherVariables() map[string]bool {
 	out := map[string]bool{}
