@@ -49,7 +49,7 @@ type Definition struct {
 	Name       string
 	Unit       Unit
 	Dimensions [][]string
-	// Help says what one value means (the README's metrics table is checked against it).
+	// Help says what one value means (the README's table says it for the platform team).
 	Help string
 }
 
