@@ -64,11 +64,7 @@ func emitted(t *testing.T, name string, fn *localstack.Lambda) []emftest.Metric 
 }
 
 func metricsOf(ms []emftest.Metric, name string, dims ...string) []emftest.Metric {
-	d := map[string]string{metrics.DimStack: metricsStack}
-	for i := 0; i+1 < len(dims); i += 2 {
-		d[dims[i]] = dims[i+1]
-	}
-	return emftest.Find(ms, name, d)
+	return emftest.Find(ms, name, emftest.Dims(metricsStack, dims...))
 }
 
 // TestMetricsOfARealFlowUnderRIE runs a session through the real API and webhook bootstraps under

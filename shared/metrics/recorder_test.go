@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -16,21 +15,17 @@ import (
 
 var stamp = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-func newRecorder() (*metrics.Recorder, *bytes.Buffer) {
-	var buf bytes.Buffer
-	r := metrics.New(&buf, "counselvideo-test")
+func newRecorder() (*metrics.Recorder, *emftest.Buffer) {
+	buf := &emftest.Buffer{}
+	r := metrics.New(buf, "counselvideo-test")
 	r.Now = func() time.Time { return stamp }
-	return r, &buf
+	return r, buf
 }
 
 // read validates every line of buf and fails on any problem.
-func read(t *testing.T, buf *bytes.Buffer) []emftest.Metric {
+func read(t *testing.T, buf *emftest.Buffer) []emftest.Metric {
 	t.Helper()
-	ms, problems := emftest.Lines(buf.String())
-	for _, p := range problems {
-		t.Error(p)
-	}
-	return ms
+	return buf.Metrics(t)
 }
 
 func only(t *testing.T, ms []emftest.Metric, name string, dims map[string]string) emftest.Metric {
@@ -42,13 +37,7 @@ func only(t *testing.T, ms []emftest.Metric, name string, dims map[string]string
 	return found[0]
 }
 
-func stack(extra ...string) map[string]string {
-	d := map[string]string{metrics.DimStack: "counselvideo-test"}
-	for i := 0; i+1 < len(extra); i += 2 {
-		d[extra[i]] = extra[i+1]
-	}
-	return d
-}
+func stack(extra ...string) map[string]string { return emftest.Dims("counselvideo-test", extra...) }
 
 // checkDefinition: each metric of the lines carries its definition's unit and one of its dimension sets.
 func checkDefinition(t *testing.T, ms []emftest.Metric) {
@@ -90,11 +79,11 @@ func TestSessionLifecycleLines(t *testing.T) {
 	failed := sessions.Session{SessionID: "s-2", Status: sessions.StatusFailed, CreatedAt: created}
 	r.SessionClosed(failed, metrics.ReasonAgentLaunchFailed)
 
-	ms := read(t, buf)
-	checkDefinition(t, ms)
 	if n := strings.Count(buf.String(), "\n"); n != 6 {
 		t.Errorf("%d lines, want one per event (6)", n)
 	}
+	ms := read(t, buf)
+	checkDefinition(t, ms)
 	if m := only(t, ms, "SessionsCreated", stack()); m.Values[0] != 1 || m.Doc["session_id"] != "s-1" {
 		t.Errorf("SessionsCreated %+v", m)
 	}

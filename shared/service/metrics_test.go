@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -14,24 +13,13 @@ import (
 // recordMetrics gives the fixture's service a recorder and returns a reader of what it wrote.
 func recordMetrics(t *testing.T, f *fixture) func() []emftest.Metric {
 	t.Helper()
-	var buf bytes.Buffer
-	f.svc.Metrics = metrics.New(&buf, "test-stack")
-	return func() []emftest.Metric {
-		t.Helper()
-		ms, problems := emftest.Lines(buf.String())
-		for _, p := range problems {
-			t.Error(p)
-		}
-		return ms
-	}
+	buf := &emftest.Buffer{}
+	f.svc.Metrics = metrics.New(buf, "test-stack")
+	return func() []emftest.Metric { t.Helper(); return buf.Metrics(t) }
 }
 
 func count(ms []emftest.Metric, name string, dims ...string) float64 {
-	d := map[string]string{metrics.DimStack: "test-stack"}
-	for i := 0; i+1 < len(dims); i += 2 {
-		d[dims[i]] = dims[i+1]
-	}
-	found := emftest.Find(ms, name, d)
+	found := emftest.Find(ms, name, emftest.Dims("test-stack", dims...))
 	if name == "CreateRoomLatency" {
 		return float64(len(found)) // one sample per answer
 	}
@@ -78,7 +66,7 @@ func TestMetricsOfASession(t *testing.T) {
 			t.Errorf("%s %v = %v, want %v", c.name, c.dims, got, c.want)
 		}
 	}
-	if m := emftest.Find(ms, "SessionsEnded", map[string]string{metrics.DimStack: "test-stack"}); len(m) != 1 || m[0].Doc["session_id"] != first.SessionID {
+	if m := emftest.Find(ms, "SessionsEnded", emftest.Dims("test-stack")); len(m) != 1 || m[0].Doc["session_id"] != first.SessionID {
 		t.Errorf("SessionsEnded without the session id: %+v", m)
 	}
 }

@@ -1,7 +1,6 @@
 package sweeper
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -28,26 +27,13 @@ func (e *endFailing) End(ctx context.Context, id string, end sessions.Ending) (s
 
 func recordMetrics(t *testing.T, sw *Sweeper) func() []emftest.Metric {
 	t.Helper()
-	var buf bytes.Buffer
-	sw.Metrics = metrics.New(&buf, "test-stack")
-	return func() []emftest.Metric {
-		t.Helper()
-		ms, problems := emftest.Lines(buf.String())
-		for _, p := range problems {
-			t.Error(p)
-		}
-		buf.Reset()
-		return ms
-	}
+	buf := &emftest.Buffer{}
+	sw.Metrics = metrics.New(buf, "test-stack")
+	return func() []emftest.Metric { t.Helper(); return buf.Metrics(t) }
 }
 
-func value(t *testing.T, ms []emftest.Metric, name string, dims ...string) float64 {
-	t.Helper()
-	d := map[string]string{metrics.DimStack: "test-stack"}
-	for i := 0; i+1 < len(dims); i += 2 {
-		d[dims[i]] = dims[i+1]
-	}
-	return emftest.Sum(emftest.Find(ms, name, d))
+func value(ms []emftest.Metric, name string, dims ...string) float64 {
+	return emftest.Sum(emftest.Find(ms, name, emftest.Dims("test-stack", dims...)))
 }
 
 // TestMetricsOfARun: one line per run with its totals; each session it closes counted with its
@@ -82,19 +68,19 @@ func TestMetricsOfARun(t *testing.T) {
 	for name, want := range map[string]float64{
 		"SweepRuns": 1, "SweepExamined": 5, "SweepClosed": 3, "SweepErrors": 1, "SessionsStuckOpen": 1,
 	} {
-		if got := value(t, ms, name); got != want {
+		if got := value(ms, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if len(emftest.Find(ms, "SweepDuration", map[string]string{metrics.DimStack: "test-stack"})) != 1 {
+	if len(emftest.Find(ms, "SweepDuration", emftest.Dims("test-stack"))) != 1 {
 		t.Error("no SweepDuration")
 	}
 	for reason, want := range map[string]float64{"max_duration": 1, "room_gone": 1} {
-		if got := value(t, ms, "SessionsEnded", metrics.DimReason, reason); got != want {
+		if got := value(ms, "SessionsEnded", metrics.DimReason, reason); got != want {
 			t.Errorf("SessionsEnded %s = %v, want %v", reason, got, want)
 		}
 	}
-	if got := value(t, ms, "SessionsFailed", metrics.DimReason, "agent_join_timeout"); got != 1 {
+	if got := value(ms, "SessionsFailed", metrics.DimReason, "agent_join_timeout"); got != 1 {
 		t.Errorf("SessionsFailed agent_join_timeout = %v", got)
 	}
 
@@ -103,7 +89,7 @@ func TestMetricsOfARun(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms = read()
-	if value(t, ms, "SessionsStuckOpen") != 1 || value(t, ms, "SweepClosed") != 0 || value(t, ms, "SessionsEnded") != 0 || value(t, ms, "SweepRuns") != 1 {
+	if value(ms, "SessionsStuckOpen") != 1 || value(ms, "SweepClosed") != 0 || value(ms, "SessionsEnded") != 0 || value(ms, "SweepRuns") != 1 {
 		t.Errorf("second run: %+v", ms)
 	}
 }
@@ -118,7 +104,7 @@ func TestMetricsOfAFailedRun(t *testing.T) {
 		t.Fatal("no error")
 	}
 	ms := read()
-	if value(t, ms, "SweepRuns") != 1 || value(t, ms, "SweepErrors") < 1 || value(t, ms, "SweepExamined") != 0 {
+	if value(ms, "SweepRuns") != 1 || value(ms, "SweepErrors") < 1 || value(ms, "SweepExamined") != 0 {
 		t.Errorf("metrics %+v", ms)
 	}
 }

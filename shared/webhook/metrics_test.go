@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -17,24 +16,13 @@ import (
 
 func (f *fixture) recordMetrics(t *testing.T) func() []emftest.Metric {
 	t.Helper()
-	var buf bytes.Buffer
-	f.h.Metrics = metrics.New(&buf, "test-stack")
-	return func() []emftest.Metric {
-		t.Helper()
-		ms, problems := emftest.Lines(buf.String())
-		for _, p := range problems {
-			t.Error(p)
-		}
-		return ms
-	}
+	buf := &emftest.Buffer{}
+	f.h.Metrics = metrics.New(buf, "test-stack")
+	return func() []emftest.Metric { t.Helper(); return buf.Metrics(t) }
 }
 
 func find(ms []emftest.Metric, name string, dims ...string) []emftest.Metric {
-	d := map[string]string{metrics.DimStack: "test-stack"}
-	for i := 0; i+1 < len(dims); i += 2 {
-		d[dims[i]] = dims[i+1]
-	}
-	return emftest.Find(ms, name, d)
+	return emftest.Find(ms, name, emftest.Dims("test-stack", dims...))
 }
 
 func results(ms []emftest.Metric) map[string]float64 {

@@ -6,6 +6,7 @@
 package emftest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"testing"
 	"time"
 )
 
@@ -300,4 +303,46 @@ func Sum(ms []Metric) float64 {
 		}
 	}
 	return total
+}
+
+// Dims is a dimension map: Stack = stack, plus name/value pairs.
+func Dims(stack string, pairs ...string) map[string]string {
+	d := map[string]string{"Stack": stack}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		d[pairs[i]] = pairs[i+1]
+	}
+	return d
+}
+
+// Buffer collects the lines a metrics.Recorder writes in a test (safe for concurrent writers).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Metrics validates every line written so far, failing t on any problem, and empties the buffer.
+func (b *Buffer) Metrics(t testing.TB) []Metric {
+	t.Helper()
+	b.mu.Lock()
+	out := b.b.String()
+	b.b.Reset()
+	b.mu.Unlock()
+	ms, problems := Lines(out)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	return ms
 }
