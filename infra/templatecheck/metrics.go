@@ -96,6 +96,30 @@ func alarmRefs(r Resource) []metricRef {
 	return out
 }
 
+// expressionIDs are the ids a metric-math expression uses (functions are upper case, ids start lower).
+var expressionID = regexp.MustCompile(`\b[a-z][A-Za-z0-9_]*\b`)
+
+// checkExpressions: every id an expression uses is the Id of a metric or expression next to it.
+func checkExpressions(p *problems, where string, entries []map[string]any) {
+	ids := map[string]bool{}
+	for _, e := range entries {
+		if id := str(e["Id"]) + str(e["id"]); id != "" {
+			ids[id] = true
+		}
+	}
+	for _, e := range entries {
+		expr, _ := subTemplate(e["Expression"])
+		if expr == "" {
+			expr = str(e["Expression"]) + str(e["expression"])
+		}
+		for _, id := range expressionID.FindAllString(expr, -1) {
+			if !ids[id] {
+				p.add("%s: expression %q uses %q, which no metric or expression there has as its id", where, expr, id)
+			}
+		}
+	}
+}
+
 // stackSentinel stands for ${AWS::StackName} in a dashboard body.
 const stackSentinel = "<the stack name>"
 
@@ -103,13 +127,13 @@ var subVariable = regexp.MustCompile(`\$\{[^}]*\}`)
 
 // dashboardRefs parses a dashboard's body (a Fn::Sub JSON string) and returns the metrics its widgets
 // graph. The "." shorthand of the dashboard syntax is refused: every metric is spelled out.
-func dashboardRefs(r Resource) ([]metricRef, error) {
+func dashboardRefs(r Resource) ([]metricRef, map[string][]map[string]any, error) {
 	body, ok := subTemplate(r.Props()["DashboardBody"])
 	if !ok {
 		body, ok = r.Props()["DashboardBody"].(string)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s: DashboardBody must be a JSON string (optionally in !Sub)", r.ID)
+		return nil, nil, fmt.Errorf("%s: DashboardBody must be a JSON string (optionally in !Sub)", r.ID)
 	}
 	body = subVariable.ReplaceAllStringFunc(body, func(v string) string {
 		if v == "${AWS::StackName}" {
@@ -127,13 +151,18 @@ func dashboardRefs(r Resource) ([]metricRef, error) {
 		} `json:"widgets"`
 	}
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
-		return nil, fmt.Errorf("%s: DashboardBody is not JSON: %v", r.ID, err)
+		return nil, nil, fmt.Errorf("%s: DashboardBody is not JSON: %v", r.ID, err)
 	}
 	var out []metricRef
+	widgets := map[string][]map[string]any{}
 	for _, w := range doc.Widgets {
+		key := fmt.Sprintf("%s widget %q", r.ID, w.Properties.Title)
 		for i, m := range w.Properties.Metrics {
-			where := fmt.Sprintf("%s widget %q metric %d", r.ID, w.Properties.Title, i)
+			where := fmt.Sprintf("%s metric %d", key, i)
 			if len(m) > 0 {
+				if opts, ok := m[len(m)-1].(map[string]any); ok {
+					widgets[key] = append(widgets[key], opts)
+				}
 				if _, expression := m[0].(map[string]any); expression {
 					continue
 				}
@@ -145,7 +174,7 @@ func dashboardRefs(r Resource) ([]metricRef, error) {
 				}
 			}
 			if len(parts) < 2 || len(parts)%2 != 0 || slices.Contains(parts, ".") {
-				return nil, fmt.Errorf("%s: want [namespace, name, dimension, value, ..., {options}] spelled out, got %v", where, m)
+				return nil, nil, fmt.Errorf("%s: want [namespace, name, dimension, value, ..., {options}] spelled out, got %v", where, m)
 			}
 			ref := metricRef{where, parts[0], parts[1], map[string]any{}}
 			for j := 2; j < len(parts); j += 2 {
@@ -154,7 +183,7 @@ func dashboardRefs(r Resource) ([]metricRef, error) {
 			out = append(out, ref)
 		}
 	}
-	return out, nil
+	return out, widgets, nil
 }
 
 // checkRef checks one reference to a custom metric against what the code emits: the namespace and
@@ -210,10 +239,13 @@ func CheckMetrics(t *Template, e Emitted) []string {
 		p.add("want one CloudWatch dashboard, found %d", len(dashboards))
 	}
 	for _, d := range dashboards {
-		refs, err := dashboardRefs(d)
+		refs, widgets, err := dashboardRefs(d)
 		if err != nil {
 			p.add("%v", err)
 			continue
+		}
+		for _, w := range sortedKeys(widgets) {
+			checkExpressions(&p, w, widgets[w])
 		}
 		for _, r := range refs {
 			onDashboard[r.key()] = true
@@ -227,6 +259,11 @@ func CheckMetrics(t *Template, e Emitted) []string {
 		scaling[r.ID] = true
 	}
 	for _, a := range t.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		var entries []map[string]any
+		for _, q := range list(a.Props()["Metrics"]) {
+			entries = append(entries, asMap(q))
+		}
+		checkExpressions(&p, a.ID, entries)
 		refs := alarmRefs(a)
 		if len(refs) == 0 {
 			p.add("%s: watches no metric", a.ID)

@@ -319,6 +319,12 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 		{"alarm on a metric-math metric nothing produces", func(t *testing.T, tpl *Template) {
 			asMap(path(list(props(t, tpl, "FailedSessionsAlarm")["Metrics"])[1], "MetricStat", "Metric"))["MetricName"] = "SessionsStarted"
 		}, metricsCheck, "FailedSessionsAlarm created: CounselVideo SessionsStarted is not a metric"},
+		{"alarm expression on an id it does not have", func(t *testing.T, tpl *Template) {
+			asMap(list(props(t, tpl, "ApiServerErrorRateAlarm")["Metrics"])[2])["Expression"] = "100 * errors / count"
+		}, metricsCheck, `ApiServerErrorRateAlarm: expression "100 * errors / count" uses "count"`},
+		{"dashboard expression on an id the widget does not have", func(t *testing.T, tpl *Template) {
+			dashboardBody(t, tpl, `100 * ondemand / SERVICE_QUOTA(ondemand)`, `100 * vcpus / SERVICE_QUOTA(vcpus)`)
+		}, metricsCheck, `uses "vcpus"`},
 		{"alarm notifying nobody", func(t *testing.T, tpl *Template) {
 			delete(props(t, tpl, "SweeperThrottlesAlarm"), "AlarmActions")
 		}, metricsCheck, "SweeperThrottlesAlarm: AlarmActions must be the alarm topic"},
