@@ -12,6 +12,7 @@ import { CategoryError, loadCategory, preparedClient } from './categories.js';
 import { loadWorkerConfig, secretValues, type RuntimeConfig } from './config.js';
 import { parseDispatch } from './dispatch.js';
 import { adoptRtcLogger, captureStdout, createLogger, installFrameworkLogger, type SessionFields } from './logger.js';
+import { AgentMetrics } from './metrics.js';
 import { logProcessEvents } from './processevents.js';
 import { endBeforeStart } from './room-cleanup.js';
 import { StopLatch } from './stop-latch.js';
@@ -100,6 +101,8 @@ async function serve(ctx: JobContext): Promise<JobResult> {
     room: ctx.room,
     connect: () => ctx.connect(),
     earlyAvatarNoShowSeconds: cfg.earlyAvatarNoShowSeconds,
+    // The worker records the exit (worker.ts); the session's own events are recorded here.
+    metrics: new AgentMetrics({ stack: cfg.stackName, source: 'pool', fields: () => ({ session_id: session.sessionId }) }),
     onStopRequest: (fn) => stopRequests.onStop(fn),
     onFatal: (fn) => {
       fatalHandler = fn;

@@ -435,6 +435,9 @@ export function processTree(root: number): ProcInfo[] {
 }
 
 // ---------------------------------------------------------------- agent environment
+/** STACK_NAME of every test agent: the Stack (and Pool) dimension of its metric lines. */
+export const TEST_STACK = 'agent-test';
+
 /**
  * The variables both entry points share (everything but SESSION_ID/ROOM_NAME/CATEGORY_ID and the
  * worker's own), pointed at the local components and stand-ins.
@@ -463,5 +466,6 @@ export function runtimeEnv(c: {
     BEY_API_URL: c.beyUrl,
     OPENAI_API_KEY: c.openaiKey,
     OPENAI_BASE_URL: c.openaiBaseUrl,
+    STACK_NAME: TEST_STACK,
   };
 }

@@ -13,6 +13,7 @@ import { AgentDispatchClient } from 'livekit-server-sdk';
 import { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin } from '../src/standins/realtime.js';
 import { adoptRtcLogger } from '../src/logger.js';
+import { agentMetric } from './emf.js';
 import {
   AgentProcess,
   WORKER_ENTRY,
@@ -245,8 +246,9 @@ describe('pool worker', () => {
     await ecs.listen();
     try {
       const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, { ECS_AGENT_URI: ecs.url });
-      // An idle worker is not protected.
+      // An idle worker is not protected. It samples the pool metric: 0 while it waits.
       assert.equal(ecs.calls.length, 0);
+      await waitUntil(() => agentMetric(w.proc.stdout, 'PoolWorkerBusy').some((m) => m.values[0] === 0), 'an idle pool sample', 30_000);
       const { sessionId, roomName } = await createSession();
       await dispatch(w, roomName, { session_id: sessionId, category_id: CATEGORY.category_id });
 
@@ -290,6 +292,8 @@ describe('pool worker', () => {
       const avatar = () => bey.avatars.find((a) => a.roomName === roomName);
       await waitUntil(() => avatar()?.segments[0]?.ack === 'ok', 'greeting played by the avatar');
       assert.equal(avatar()!.segments[0].from, `agent-${sessionId}`);
+      // Holding the session: busy samples.
+      await waitUntil(() => agentMetric(w.proc.stdout, 'PoolWorkerBusy').some((m) => m.values[0] === 1), 'a busy pool sample', 30_000);
       // Memory: the worker and its job process only (no inference process, no replacement idle process).
       const tree = w.proc.processes();
       assert.equal(tree.length, 2, `processes: ${tree.map((p) => p.cmdline).join('\n')}`);
@@ -303,6 +307,18 @@ describe('pool worker', () => {
       assert.ok(w.proc.find((l) => l.event === 'worker_exit' && l.exit_code === 0));
       assert.equal(ecs.calls.length, 1, 'protection requested more than once');
       assertCleanLogs(w.proc, sessionId);
+      // Metric lines of both processes (the job's pass its stdout capture unchanged): the join counted
+      // from the job's start, the exit with the session's reason, samples one per 10-second period.
+      const join = agentMetric(w.proc.stdout, 'AgentJoinTime', { AgentSource: 'pool' });
+      assert.equal(join.length, 1);
+      assert.deepEqual(join[0].values, [joined.session_to_joined_ms]);
+      assert.equal(agentMetric(w.proc.stdout, 'AgentExits', { ExitReason: 'student_left' }).length, 1);
+      const samples = agentMetric(w.proc.stdout, 'PoolWorkerBusy');
+      for (const s of samples) {
+        assert.equal(s.storageResolution, 1);
+        assert.equal(s.timestamp % 10_000, 5000, 'a sample off the middle of its period');
+      }
+      assert.equal(new Set(samples.map((s) => s.timestamp)).size, samples.length, 'two samples in one period');
     } finally {
       await ecs.close();
     }
