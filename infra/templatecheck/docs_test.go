@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"counselvideo/shared/metrics"
 )
 
 // readmeSection returns the README's section under heading (up to the next "## ").
@@ -21,21 +19,22 @@ func readmeSection(t *testing.T, heading string) string {
 }
 
 // TestReadmeDocumentsMetricsAndAlarms keeps the README's "Metrics and alarms" in step with the code
-// and the template: a row per emitted metric (unit and dimension sets as emitted), every bounded
-// dimension value, every alarm and the agent-task rule.
+// (shared/metrics and the agent's METRICS) and the template: a row per emitted metric (unit and
+// dimension sets as emitted), every bounded dimension value, every alarm and the agent-task rule.
 func TestReadmeDocumentsMetricsAndAlarms(t *testing.T) {
 	doc := readmeSection(t, "## Metrics and alarms")
-	for _, d := range metrics.Catalog() {
+	e := loadEmitted(t)
+	for _, m := range e.Metrics {
 		var sets []string
-		for _, s := range d.Dimensions {
+		for _, s := range m.Dimensions {
 			sets = append(sets, strings.Join(s, ", "))
 		}
-		row := fmt.Sprintf("| `%s` | %s | %s |", d.Name, d.Unit, strings.Join(sets, "; "))
+		row := fmt.Sprintf("| `%s` | %s | %s |", m.Name, m.Unit, strings.Join(sets, "; "))
 		if !strings.Contains(doc, row) {
-			t.Errorf("README lacks the row %q", row)
+			t.Errorf("README lacks the row %q (%s)", row, m.By)
 		}
 	}
-	for dim, values := range metrics.DimensionValues {
+	for dim, values := range e.Values {
 		for _, v := range values {
 			if !strings.Contains(doc, "`"+v+"`") {
 				t.Errorf("README does not explain %s=%s", dim, v)

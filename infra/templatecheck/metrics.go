@@ -19,6 +19,7 @@ import (
 type EmittedMetric struct {
 	Namespace  string
 	Name       string
+	Unit       string
 	Dimensions [][]string
 	// By says which code writes it (for the messages).
 	By string
@@ -37,12 +38,28 @@ var StackDimensions = []string{metrics.DimStack, poolscaling.DimensionName}
 func GoEmitted() Emitted {
 	e := Emitted{Values: map[string][]string{}}
 	for _, d := range metrics.Catalog() {
-		e.Metrics = append(e.Metrics, EmittedMetric{Namespace: metrics.Namespace, Name: d.Name, Dimensions: d.Dimensions, By: "shared/metrics"})
+		e.Metrics = append(e.Metrics, EmittedMetric{Namespace: metrics.Namespace, Name: d.Name, Unit: string(d.Unit), Dimensions: d.Dimensions, By: "shared/metrics"})
 	}
 	for k, v := range metrics.DimensionValues {
 		e.Values[k] = v
 	}
 	return e
+}
+
+// With is e and o together (the Go functions' and the agent's); a bounded dimension both use keeps
+// the values of both.
+func (e Emitted) With(o Emitted) Emitted {
+	out := Emitted{Metrics: append(slices.Clone(e.Metrics), o.Metrics...), Values: map[string][]string{}}
+	for _, src := range []map[string][]string{e.Values, o.Values} {
+		for k, vs := range src {
+			for _, v := range vs {
+				if !slices.Contains(out.Values[k], v) {
+					out.Values[k] = append(out.Values[k], v)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (e Emitted) find(ns, name string) (EmittedMetric, bool) {
@@ -226,11 +243,11 @@ var stackRef = map[string]any{"Ref": "AWS::StackName"}
 // alarmTopic is where every notifying alarm and the agent-task rule send: the given topic or the stack's.
 var alarmTopic = map[string]any{"Fn::If": []any{"HasAlarmTopic", map[string]any{"Ref": "AlarmTopicArn"}, map[string]any{"Ref": "AlarmTopic"}}}
 
-// CheckMetrics keeps the alarms and the dashboard in step with the metrics the code emits and with
-// each other: every custom metric they name is emitted under that namespace, name and dimension set,
-// with the stack's name for Stack; every alarm's metric is on the dashboard; every alarm that does
-// not scale something notifies the alarm topic (on ALARM and OK); the functions are given the stack's
-// name (STACK_NAME).
+// CheckMetrics keeps the alarms and the dashboard in step with the metrics the code emits (e: the Go
+// functions' and the agent's) and with each other: every custom metric they name is emitted under
+// that namespace, name and dimension set, with the stack's name for Stack and Pool; every alarm's
+// metric is on the dashboard; every alarm that does not scale something notifies the alarm topic (on
+// ALARM and OK); the functions and the agent task are given the stack's name (STACK_NAME).
 func CheckMetrics(t *Template, e Emitted) []string {
 	var p problems
 	onDashboard := map[string]bool{}
@@ -288,6 +305,17 @@ func CheckMetrics(t *Template, e Emitted) []string {
 	for _, r := range t.ResourcesOfType(typeFunction) {
 		if v := t.FunctionEnv(r)["STACK_NAME"]; !reflect.DeepEqual(v, stackRef) {
 			p.add("%s: STACK_NAME must be !Ref AWS::StackName (the metrics' Stack dimension), got %v", r.ID, v)
+		}
+	}
+	if td, c, ok := agentContainer(t); ok {
+		var v any
+		for _, e := range list(c["Environment"]) {
+			if str(asMap(e)["Name"]) == "STACK_NAME" {
+				v = asMap(e)["Value"]
+			}
+		}
+		if !reflect.DeepEqual(v, stackRef) {
+			p.add("%s: the agent's STACK_NAME must be !Ref AWS::StackName (its metrics' Stack dimension), got %v", td.ID, v)
 		}
 	}
 	return p
