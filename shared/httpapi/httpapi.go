@@ -154,7 +154,8 @@ func (a *API) withCORS(next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "X-Request-Id")
+			// The frontend reads the request id and, on a 429/503, when to retry.
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
@@ -214,6 +215,9 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, student auth.St
 	}
 	if errors.Is(err, service.ErrSessionClosed) {
 		writeError(w, r, http.StatusConflict, CodeSessionClosed, "the session was ended while it was being set up", "")
+		return
+	}
+	if a.limitRefusal(w, r, err) {
 		return
 	}
 	if err != nil {

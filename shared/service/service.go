@@ -72,6 +72,10 @@ type Service struct {
 	TokenTTL time.Duration
 	// LockTTL bounds how long a crashed setup can block a student's next session.
 	LockTTL time.Duration
+	// MaxDuration is a session's maximum before the student's daily minutes cut it.
+	MaxDuration time.Duration
+	// Limits are the cost guards checked with the session's birth (sessions.Limits; 0 = unlimited).
+	Limits sessions.Limits
 	Log     *slog.Logger
 	Now     func() time.Time
 	// NewID makes session ids (uuid.NewString in production).
@@ -88,6 +92,8 @@ type Created struct {
 	ExpiresAt   time.Time `json:"token_expires_at"`
 	// Resumed is true when the student already had an open session and gets a fresh token for it.
 	Resumed bool `json:"resumed"`
+	// MaxDurationSeconds is how long the session may last (the daily minutes left may cut it).
+	MaxDurationSeconds int64 `json:"max_duration_seconds,omitempty"`
 }
 
 func (s *Service) now() time.Time {
@@ -128,7 +134,8 @@ func (s *Service) CreateRoom(ctx context.Context, student auth.Student, category
 }
 
 // start writes a new session and sets it up: record and room, then the agent, then the record of
-// both. It returns *sessions.ActiveSessionError when the student already has an open session.
+// both. It returns *sessions.ActiveSessionError when the student already has an open session, and the
+// store's refusals under the limits (*sessions.StudentLimitError, *sessions.CapacityError) as they are.
 func (s *Service) start(ctx context.Context, student auth.Student, cat categories.Category) (Created, error) {
 	newID := s.NewID
 	if newID == nil {
@@ -155,7 +162,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		defer close(roomDone)
 		roomSID, roomErr = s.Rooms.CreateRoom(ctx, sess.RoomName, rooms.Metadata{SessionID: sess.SessionID, CategoryID: cat.ID})
 	}()
-	createErr := s.Sessions.Create(ctx, sess, s.LockTTL)
+	created, createErr := s.Sessions.Create(ctx, sess, sessions.Admission{LockTTL: s.LockTTL, MaxDuration: s.MaxDuration, Limits: s.Limits})
 	<-roomDone
 	if createErr != nil {
 		if roomErr == nil {
@@ -163,11 +170,12 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		}
 		return Created{}, createErr
 	}
+	sess = created
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
 	if roomErr != nil {
 		return Created{}, s.fail(ctx, sess, "", "room creation failed", roomErr)
 	}
-	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID})
+	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID, MaxDuration: sess.MaxDuration()})
 	if err != nil {
 		return Created{}, s.fail(ctx, sess, "", "agent launch failed", err)
 	}
@@ -180,10 +188,11 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 	if err != nil {
 		return Created{}, s.fail(ctx, sess, taskID, "session update failed", err)
 	}
-	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
+	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID,
+		"category_id", cat.ID, "max_duration_seconds", sess.MaxDurationSeconds)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sessions.StatusStarting), ExpiresAt: expires,
+		Status: string(sessions.StatusStarting), ExpiresAt: expires, MaxDurationSeconds: sess.MaxDurationSeconds,
 	}, nil
 }
 
@@ -217,7 +226,7 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 	log.Info("returning open session", "status", sess.Status)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sess.Status), ExpiresAt: expires, Resumed: true,
+		Status: string(sess.Status), ExpiresAt: expires, Resumed: true, MaxDurationSeconds: sess.MaxDurationSeconds,
 	}, nil
 }
 

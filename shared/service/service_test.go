@@ -190,15 +190,15 @@ func (s *ctxStore) check(ctx context.Context, op string) error {
 	return ctx.Err()
 }
 
-func (s *ctxStore) Create(ctx context.Context, sess sessions.Session, ttl time.Duration) error {
+func (s *ctxStore) Create(ctx context.Context, sess sessions.Session, a sessions.Admission) (sessions.Session, error) {
 	if err := s.check(ctx, "Create"); err != nil {
-		return err
+		return sessions.Session{}, err
 	}
-	err := s.MemoryStore.Create(ctx, sess, ttl)
+	created, err := s.MemoryStore.Create(ctx, sess, a)
 	if s.onCreate != nil {
 		s.onCreate()
 	}
-	return err
+	return created, err
 }
 
 func (s *ctxStore) Get(ctx context.Context, id string) (sessions.Session, error) {

@@ -248,7 +248,8 @@ func roundTrips(ctx context.Context, stack *localstack.Stack, ecsURL, categoryID
 		steps := []func() error{
 			func() error { _, err := cats.GetEnabled(ctx, categoryID); return err },
 			func() error {
-				return store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, time.Hour)
+				_, err := store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, sessions.Admission{LockTTL: time.Hour})
+				return err
 			},
 			func() error {
 				_, err := lk.CreateRoom(ctx, sessions.RoomName(id), rooms.Metadata{SessionID: id})
