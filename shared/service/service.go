@@ -76,8 +76,8 @@ type Service struct {
 	MaxDuration time.Duration
 	// Limits are the cost guards checked with the session's birth (sessions.Limits; 0 = unlimited).
 	Limits sessions.Limits
-	Log     *slog.Logger
-	Now     func() time.Time
+	Log    *slog.Logger
+	Now    func() time.Time
 	// NewID makes session ids (uuid.NewString in production).
 	NewID func() string
 }
