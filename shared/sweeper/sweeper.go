@@ -34,6 +34,11 @@ const (
 	DefaultStopMargin = 10 * time.Second
 	// maxFailuresReported bounds the failures listed in a report (all are counted and logged).
 	maxFailuresReported = 20
+	// GoodbyeGrace is how long past a session's maximum the sweeper waits before it ends the session
+	// itself. The agent ends it at that maximum, counted from its own join: it says a goodbye (waiting
+	// up to 10 s for it, agentimage GOODBYE_MAX_WAIT_MS), closes the conversation (up to 10 s) and
+	// deletes the room. The sweeper's cut is for an agent that did not, and must never come first.
+	GoodbyeGrace = 30 * time.Second
 )
 
 // Store is the part of the session store the sweeper uses.
@@ -57,7 +62,8 @@ type Sweeper struct {
 	Rooms    Rooms
 	Agents   agents.Launcher
 	Log      *slog.Logger
-	// MaxDuration ends sessions older than this (counted from creation).
+	// MaxDuration ends sessions that ran longer, for sessions recorded without their own maximum
+	// (see lengthDeadline).
 	MaxDuration time.Duration
 	// AgentJoinTimeout fails sessions whose agent has not joined this long after creation.
 	AgentJoinTimeout time.Duration
@@ -271,8 +277,8 @@ hand:
 func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Time) (*Closed, error) {
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID, "user_id", sess.UserID)
 	age := now.Sub(sess.CreatedAt)
-	if s.MaxDuration > 0 && age >= s.MaxDuration {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), now)
+	if deadline, limit, ok := s.lengthDeadline(sess); ok && !now.Before(deadline) {
+		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(limit), now)
 	}
 	people, err := s.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {
@@ -289,6 +295,26 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), now)
 	}
 	return nil, nil
+}
+
+// lengthDeadline is when the sweeper ends a session for its length, and the maximum it applies: the
+// session's own (cut by the student's daily minutes), else MaxDuration; ok is false without either.
+// The agent counts the maximum from its join, so the sweeper does too, plus GoodbyeGrace: from the
+// recorded agent join, or, while none is recorded, from the latest the agent can have joined
+// (AgentJoinTimeout after creation; a session whose agent is absent by then is failed instead).
+func (s *Sweeper) lengthDeadline(sess sessions.Session) (deadline time.Time, limit time.Duration, ok bool) {
+	limit = sess.MaxDuration()
+	if limit <= 0 {
+		limit = s.MaxDuration
+	}
+	if limit <= 0 {
+		return time.Time{}, 0, false
+	}
+	agentJoined := sess.AgentJoinedAt
+	if agentJoined.IsZero() {
+		agentJoined = sess.CreatedAt.Add(max(s.AgentJoinTimeout, 0))
+	}
+	return agentJoined.Add(limit + GoodbyeGrace), limit, true
 }
 
 // close records the end first (so the reason is ours, not the room_finished our delete triggers), then
