@@ -255,7 +255,7 @@ func newFixture(t *testing.T) *fixture {
 			f.minted = append(f.minted, room+"|"+identity+"|"+name+"|"+ttl.String())
 			return "token-" + room, nil
 		},
-		PublicURL: "wss://lk.example.com", TokenTTL: 15 * time.Minute, LockTTL: time.Hour,
+		PublicURL: "wss://lk.example.com", TokenTTL: 15 * time.Minute, LockTTL: time.Hour, MaxDuration: time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return t0 },
 		NewID: func() string {
@@ -282,7 +282,7 @@ func TestCreateRoomStartsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Created{RoomURL: "wss://lk.example.com", AccessToken: "token-video-" + sessionID, RoomName: "video-" + sessionID,
-		SessionID: sessionID, Status: "starting", ExpiresAt: t0.Add(15 * time.Minute)}
+		SessionID: sessionID, Status: "starting", ExpiresAt: t0.Add(15 * time.Minute), MaxDurationSeconds: 3600}
 	if c != want {
 		t.Errorf("created\n%+v\nwant\n%+v", c, want)
 	}
@@ -292,7 +292,7 @@ func TestCreateRoomStartsSession(t *testing.T) {
 	if !slices.Equal(f.rooms.created, []string{"video-" + sessionID}) {
 		t.Errorf("rooms %v", f.rooms.created)
 	}
-	if len(f.agents.launched) != 1 || f.agents.launched[0] != (agents.Session{SessionID: sessionID, RoomName: "video-" + sessionID, CategoryID: catID}) {
+	if len(f.agents.launched) != 1 || f.agents.launched[0] != (agents.Session{SessionID: sessionID, RoomName: "video-" + sessionID, CategoryID: catID, MaxDuration: time.Hour}) {
 		t.Errorf("launched %+v", f.agents.launched)
 	}
 	s := f.session(t, sessionID)
