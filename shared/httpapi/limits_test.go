@@ -88,3 +88,10 @@ func TestLimitMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateRoomRoutesAreTheCreateRoomHandlers(t *testing.T) {
+	got := CreateRoomRoutes()
+	if len(got) != 2 || got[0] != (Route{http.MethodPost, "/api/v1/video/create-room"}) || got[1] != (Route{http.MethodPost, "/api/video/create-room"}) {
+		t.Fatalf("CreateRoomRoutes = %v", got)
+	}
+}
