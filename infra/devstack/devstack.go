@@ -165,6 +165,12 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"CORS_ALLOWED_ORIGINS":       r.PlaygroundURL,
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 	}
+	// The cost guards are off locally unless asked for: STUDENT_DAILY_SESSION_LIMIT=1 make dev.
+	for _, k := range []string{"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
 	getenv := func(k string) string { return env[k] }
 	deps := app.Deps{Launcher: r.Agents, Log: o.Log}
 	awsCfg, err := app.AWSConfig(ctx)

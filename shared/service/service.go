@@ -93,7 +93,7 @@ type Created struct {
 	// Resumed is true when the student already had an open session and gets a fresh token for it.
 	Resumed bool `json:"resumed"`
 	// MaxDurationSeconds is how long the session may last (the daily minutes left may cut it).
-	MaxDurationSeconds int64 `json:"max_duration_seconds,omitempty"`
+	MaxDurationSeconds int64 `json:"max_duration_seconds"`
 }
 
 func (s *Service) now() time.Time {
@@ -226,7 +226,7 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 	log.Info("returning open session", "status", sess.Status)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sess.Status), ExpiresAt: expires, Resumed: true, MaxDurationSeconds: sess.MaxDurationSeconds,
+		Status: string(sess.Status), ExpiresAt: expires, Resumed: true, MaxDurationSeconds: s.maxDurationOf(sess),
 	}, nil
 }
 
@@ -249,6 +249,15 @@ func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions
 	if err := s.Agents.Stop(ctx, sess.AgentTaskID, "session "+sess.SessionID+": "+ReasonRoomGone); err != nil {
 		log.Error("stop agent of a closed session failed", "agent_task_id", sess.AgentTaskID, "error", err.Error())
 	}
+}
+
+// maxDurationOf is a session's own maximum; one recorded before sessions had their own has the
+// configured one (what the sweeper applies to it).
+func (s *Service) maxDurationOf(sess sessions.Session) int64 {
+	if sess.MaxDurationSeconds > 0 {
+		return sess.MaxDurationSeconds
+	}
+	return int64(s.MaxDuration / time.Second)
 }
 
 func (s *Service) token(room string, student auth.Student) (string, time.Time, error) {
