@@ -503,6 +503,11 @@ func TestLimitsReleasedByEveryEnding(t *testing.T) {
 	}
 }
 
+// startingSession is a new session record as create-room writes it.
+func startingSession(id, user string) sessions.Session {
+	return sessions.Session{SessionID: id, UserID: user, Status: sessions.StatusStarting, RoomName: sessions.RoomName(id), CreatedAt: time.Now().UTC()}
+}
+
 // TestEndReleasesExactlyOnce: ten closers race for one session (webhook, sweeper, /end, retries):
 // one wins, the slot comes back once, and the day's usage records the winner's ending.
 func TestEndReleasesExactlyOnce(t *testing.T) {
@@ -513,8 +518,7 @@ func TestEndReleasesExactlyOnce(t *testing.T) {
 	a := sessions.Admission{LockTTL: time.Hour, MaxDuration: time.Hour, Limits: sessions.Limits{MaxOpenSessions: 3, DailySessions: 5}}
 	for round, status := range []sessions.Status{sessions.StatusEnded, sessions.StatusFailed} {
 		id := fmt.Sprintf("%s-%d", user, round)
-		created, err := store.Create(ctx, sessions.Session{SessionID: id, UserID: user, Status: sessions.StatusStarting,
-			RoomName: sessions.RoomName(id), CreatedAt: time.Now().UTC()}, a)
+		created, err := store.Create(ctx, startingSession(id, user), a)
 		if err != nil || !created.CountedOpen || !created.CountedUsage || openCount(t) != 1 {
 			t.Fatalf("create: %+v %v (counter %d)", created, err, openCount(t))
 		}
@@ -552,8 +556,7 @@ func TestEndWithNothingLeftToRelease(t *testing.T) {
 	user := fmt.Sprintf("drift-%d", time.Now().UnixNano())
 	a := sessions.Admission{LockTTL: time.Hour, MaxDuration: time.Hour, Limits: sessions.Limits{MaxOpenSessions: 3, DailyMinutes: 30}}
 	id := user + "-1"
-	if _, err := store.Create(ctx, sessions.Session{SessionID: id, UserID: user, Status: sessions.StatusStarting,
-		RoomName: sessions.RoomName(id), CreatedAt: time.Now().UTC()}, a); err != nil {
+	if _, err := store.Create(ctx, startingSession(id, user), a); err != nil {
 		t.Fatal(err)
 	}
 	// Someone reset the counter, and the usage item expired.
@@ -601,9 +604,7 @@ func TestCreateDecidesAgainWhenUsageChanged(t *testing.T) {
 	ctx := context.Background()
 	user := fmt.Sprintf("race-%d", time.Now().UnixNano())
 	limits := sessions.Admission{LockTTL: time.Hour, MaxDuration: time.Hour, Limits: sessions.Limits{DailySessions: 2}}
-	mk := func(id string) sessions.Session {
-		return sessions.Session{SessionID: id, UserID: user, Status: sessions.StatusStarting, RoomName: sessions.RoomName(id), CreatedAt: time.Now().UTC()}
-	}
+	mk := func(id string) sessions.Session { return startingSession(id, user) }
 	plain := sessionStore()
 	if _, err := plain.Create(ctx, mk(user+"-1"), limits); err != nil {
 		t.Fatal(err)
