@@ -14,6 +14,7 @@ import {
   AgentProcess,
   REPO_ROOT,
   publishMic,
+  runtimeEnv,
   seedCategories,
   sleep,
   startDynamo,
@@ -21,8 +22,11 @@ import {
   studentToken,
   waitUntil,
 } from '../test/harness.js';
+import { benchWorker } from './worker.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** Sessions per worker-mode variant (early and late avatar). */
+const WORKER_RUNS = Number(process.env.BENCH_WORKER_RUNS ?? 5);
 const TABLE = 'categories-bench';
 const CAT = {
   category_id: randomUUID(),
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
   await bey.listen();
   await seedCategories(ddb.client, TABLE, [CAT]);
   const runs: Run[] = [];
+  let workerSection = '';
   try {
     for (let i = 0; i < RUNS; i++) {
       const sessionId = randomUUID();
@@ -85,19 +90,16 @@ async function main(): Promise<void> {
         SESSION_ID: sessionId,
         ROOM_NAME: roomName,
         CATEGORY_ID: CAT.category_id,
-        LIVEKIT_URL: lk.url,
-        LIVEKIT_API_KEY: lk.apiKey,
-        LIVEKIT_API_SECRET: lk.apiSecret,
-        CATEGORIES_TABLE: TABLE,
-        AWS_REGION: 'us-east-1',
-        AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
-        AWS_ACCESS_KEY_ID: 'bench',
-        AWS_SECRET_ACCESS_KEY: 'bench',
-        BEY_AVATAR_ID: 'bench-avatar',
-        BEY_API_KEY: 'bench-bey-key',
-        BEY_API_URL: bey.url,
-        OPENAI_API_KEY: 'sk-bench',
-        OPENAI_BASE_URL: realtime.baseUrl,
+        ...runtimeEnv({
+          lk,
+          ddb,
+          table: TABLE,
+          beyUrl: bey.url,
+          openaiBaseUrl: realtime.baseUrl,
+          beyKey: 'bench-bey-key',
+          openaiKey: 'sk-bench',
+          avatarId: 'bench-avatar',
+        }),
         // The run ends when the student leaves; do not wait the production grace window for a rejoin.
         AGENT_STUDENT_REJOIN_GRACE_SECONDS: '1',
       });
@@ -144,6 +146,7 @@ async function main(): Promise<void> {
       });
       process.stdout.write(`run ${i + 1}/${RUNS}: ${JSON.stringify(runs.at(-1))}\n`);
     }
+    workerSection = await benchWorker({ lk, ddb, realtime, bey, table: TABLE, categoryId: CAT.category_id }, WORKER_RUNS);
   } finally {
     await bey.close();
     await realtime.close();
@@ -180,8 +183,9 @@ async function main(): Promise<void> {
     'Not included: Fargate image pull and task start (20-90 s), network latency to real LiveKit/OpenAI/Bey.',
     `Sizing: peak ${f(stats(runs.map((r) => r.peakMb)).max)} MiB per session fits a 512 MiB task; the smallest`,
     'Fargate size with comfortable CPU headroom for WebRTC + audio is 0.5 vCPU / 1 GiB (0.25 vCPU / 512 MiB is',
-    'possible memory-wise; validate CPU against the real services first). Worker mode measured ~620 MB in the notes.',
+    'possible memory-wise; validate CPU against the real services first).',
     '',
+    workerSection,
   ].join('\n');
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

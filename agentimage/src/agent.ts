@@ -1,6 +1,7 @@
-// One process = one session = one room. The process joins ROOM_NAME itself (no worker, no
-// dispatch), waits for the student, starts the Bey avatar and the OpenAI Realtime conversation,
-// greets, and ends the session (deleting the room) on the first end condition.
+// One session = one room, whichever entry point runs it: the direct entry (main.ts) joins
+// ROOM_NAME itself; the worker (worker.ts / job.ts) runs it in a dispatched job. runSession
+// waits for the student, starts the Bey avatar and the OpenAI Realtime conversation, greets,
+// and ends the session (deleting the room) on the first end condition.
 import { voice } from '@livekit/agents';
 import * as bey from '@livekit/agents-plugin-bey';
 import {
@@ -8,13 +9,12 @@ import {
   ParticipantKind,
   Room,
   RoomEvent,
-  dispose,
   type RemoteParticipant,
 } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
 import { AvatarWatch } from './avatar-watch.js';
 import type { Category } from './categories.js';
-import type { AgentConfig } from './config.js';
+import type { RuntimeConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ResilientRealtimeModel } from './realtime-retry.js';
 import { deleteSessionRoom } from './room-cleanup.js';
@@ -58,23 +58,40 @@ export function livekitHttpUrl(url: string): string {
   return url.replace(/^ws(s?):\/\//, 'http$1://');
 }
 
-export function greetingInstructions(category: Category): string {
+/** Display name of the agent participant (both entry points). */
+export const AGENT_NAME = 'Counselor';
+
+/** The session an agent serves. */
+export interface SessionTarget {
+  sessionId: string;
+  roomName: string;
+  /** This agent replaces one that left mid-session: the greeting acknowledges the interruption. */
+  replacement?: boolean;
+}
+
+export function greetingInstructions(category: Category, opts: { replacement?: boolean } = {}): string {
+  if (opts.replacement) {
+    return (
+      `The connection to the student was interrupted and you are back. In one short sentence, as their ` +
+      `${category.name} counselor, apologise for the interruption and ask them to continue where they left off.`
+    );
+  }
   return (
     `Greet the student warmly and introduce yourself as their ${category.name} counselor, ` +
     `in one or two short sentences, then ask how you can help today.`
   );
 }
 
-export async function agentToken(cfg: AgentConfig): Promise<string> {
+export async function agentToken(cfg: RuntimeConfig, target: SessionTarget): Promise<string> {
   const at = new AccessToken(cfg.livekitApiKey, cfg.livekitApiSecret, {
-    identity: agentIdentity(cfg.sessionId),
-    name: 'Counselor',
+    identity: agentIdentity(target.sessionId),
+    name: AGENT_NAME,
     ttl: cfg.maxDurationSeconds + cfg.studentJoinTimeoutSeconds + 600,
   });
   at.kind = 'agent';
   at.addGrant({
     roomJoin: true,
-    room: cfg.roomName,
+    room: target.roomName,
     canPublish: true,
     canSubscribe: true,
     canPublishData: true,
@@ -106,28 +123,81 @@ class EndSignal {
 
 class Ended extends Error {}
 
+/** Thrown by a connect function when the room no longer exists: the session is already over. */
+export class RoomMissingError extends Error {
+  constructor() {
+    super('room does not exist');
+    this.name = 'RoomMissingError';
+  }
+}
+
 function isStudent(p: RemoteParticipant): boolean {
   return p.info.kind === ParticipantKind.STANDARD;
 }
 
+/**
+ * The direct entry's connect: checks that the room still exists (joining would recreate a
+ * room the backend already closed), then joins it with a token of its own.
+ */
+export function directConnect(cfg: RuntimeConfig, target: SessionTarget, room: Room): () => Promise<void> {
+  return async () => {
+    const roomService = new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret);
+    const rooms = await withTimeout(roomService.listRooms([target.roomName]), 15_000, 'listRooms');
+    if (!rooms.some((r) => r.name === target.roomName)) throw new RoomMissingError();
+    const token = await agentToken(cfg, target);
+    await withTimeout(room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false }), 30_000, 'room connect');
+  };
+}
+
 export interface RunOptions {
-  cfg: AgentConfig;
+  cfg: RuntimeConfig;
+  target: SessionTarget;
   category: Category;
   logger: Logger;
-  /** Registered signal handlers call this; main wires SIGTERM/SIGINT to it. */
+  /** The room to run in, not yet connected (listeners are attached before `connect` runs). */
+  room: Room;
+  /** Joins `room` as agentIdentity(target.sessionId); RoomMissingError if the session is already over. */
+  connect: () => Promise<void>;
+  /**
+   * > 0: start the avatar as soon as the agent joined, overlapping it with the student's own
+   * connection, and end the session (student_join_timeout) if no student joined within that many
+   * seconds of the avatar starting. 0 or unset: start the avatar once the student joined. Either
+   * way the avatar's deadline (avatarJoinTimeoutSeconds) counts from the avatar's start.
+   */
+  earlyAvatarNoShowSeconds?: number;
+  /** Registered signal handlers call this; the entry point wires its stop requests to it. */
   onStopRequest: (fn: (signal: string) => void) => void;
-  /** Main wires uncaught exceptions to this: the session ends cleanly (room deleted), exit 1. */
+  /** The entry point wires uncaught exceptions to this: the session ends cleanly (room deleted), exit 1. */
   onFatal: (fn: (err: unknown) => void) => void;
 }
 
-/** Runs the session to its end and returns the process exit code. Never throws. */
-export async function runSession({ cfg, category, logger, onStopRequest, onFatal }: RunOptions): Promise<number> {
+export interface SessionResult {
+  reason: EndReason;
+  /** 0 for a normal end, 1 for a failure (EXIT_CODE). */
+  exitCode: number;
+}
+
+/**
+ * Runs the session to its end (room deleted, room disconnected) and returns how it ended.
+ * Never throws. Native resources (`dispose()`) are the entry point's to release.
+ */
+export async function runSession({
+  cfg,
+  target,
+  category,
+  logger,
+  room,
+  connect,
+  earlyAvatarNoShowSeconds = 0,
+  onStopRequest,
+  onFatal,
+}: RunOptions): Promise<SessionResult> {
+  const startedAt = performance.now();
   const endSignal = new EndSignal();
   const until = <T>(p: Promise<T>): Promise<T> =>
     Promise.race([p, endSignal.promise.then(() => Promise.reject(new Ended()))]);
   const timers: NodeJS.Timeout[] = [];
   const roomService = new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret);
-  const room = new Room();
   let session: voice.AgentSession | undefined;
   /** Set once the conversation runs (the counselor can speak). */
   let conversation: voice.AgentSession | undefined;
@@ -156,15 +226,6 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
   onFatal((err) => endSignal.end('session_error', { error: String(err) }));
 
   try {
-    // The API created the room; if it is already gone (session cancelled before this task
-    // started), do not recreate it by joining.
-    const rooms = await until(withTimeout(roomService.listRooms([cfg.roomName]), 15_000, 'listRooms'));
-    if (!rooms.some((r) => r.name === cfg.roomName)) {
-      logger.warn('room does not exist (session already over); not joining');
-      endSignal.end('room_missing');
-      throw new Ended();
-    }
-
     room.on(RoomEvent.ParticipantConnected, (p) => {
       logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant joined');
       if (!studentIdentity && isStudent(p)) onStudent(p);
@@ -191,15 +252,25 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       studentResolve(p.identity);
     };
 
-    const token = await agentToken(cfg);
-    connecting = room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false });
-    await until(withTimeout(connecting, 30_000, 'room connect'));
+    try {
+      connecting = connect();
+      await until(connecting);
+    } catch (err) {
+      if (!(err instanceof RoomMissingError)) throw err;
+      // The API created the room; if it is already gone (session cancelled before this agent
+      // started), do not recreate it by joining.
+      logger.warn('room does not exist (session already over); not joining');
+      endSignal.end('room_missing');
+      throw new Ended();
+    }
     joined = true;
     logger.info(
       {
         event: 'agent_joined',
-        identity: agentIdentity(cfg.sessionId),
+        identity: agentIdentity(target.sessionId),
+        replacement: target.replacement === true,
         start_to_joined_ms: Math.round(process.uptime() * 1000),
+        session_to_joined_ms: Math.round(performance.now() - startedAt),
         rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
       },
       'agent joined room',
@@ -225,7 +296,6 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant already in room');
       if (!studentIdentity && isStudent(p)) onStudent(p);
     }
-    const student = await until(studentJoined);
 
     // Avatar first (it takes over the agent's audio output), then the conversation.
     session = new voice.AgentSession({
@@ -256,22 +326,38 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       apiKey: cfg.beyApiKey,
       ...(cfg.beyApiUrl ? { apiUrl: cfg.beyApiUrl } : {}),
     });
-    try {
-      await until(
-        avatar.start(session, room, {
-          livekitUrl: cfg.livekitUrl,
-          livekitApiKey: cfg.livekitApiKey,
-          livekitApiSecret: cfg.livekitApiSecret,
-        }),
+    const startAvatar = async (early: boolean) => {
+      try {
+        await until(
+          avatar.start(session!, room, {
+            livekitUrl: cfg.livekitUrl,
+            livekitApiKey: cfg.livekitApiKey,
+            livekitApiSecret: cfg.livekitApiSecret,
+          }),
+        );
+      } catch (err) {
+        if (err instanceof Ended) throw err;
+        logger.error({ error: String(err) }, 'avatar failed to start');
+        endSignal.end('avatar_failed');
+        throw new Ended();
+      }
+      logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId, early }, 'avatar started');
+      // Bey accepted the session: from now on its participant must join and publish video in time.
+      avatarWatch.start();
+    };
+
+    // Early start: the avatar boots while the student is still connecting; a no-show is bounded.
+    const early = earlyAvatarNoShowSeconds > 0 && !studentIdentity;
+    if (early) {
+      await startAvatar(true);
+      timers.push(
+        setTimeout(() => {
+          if (!studentIdentity) endSignal.end('student_join_timeout', { early_avatar: true });
+        }, earlyAvatarNoShowSeconds * 1000),
       );
-    } catch (err) {
-      if (err instanceof Ended) throw err;
-      logger.error({ error: String(err) }, 'avatar failed to start');
-      endSignal.end('avatar_failed');
-      throw new Ended();
     }
-    logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId }, 'avatar started');
-    avatarWatch.start();
+    const student = await until(studentJoined);
+    if (!early) await startAvatar(false);
 
     await until(
       session.start({
@@ -283,8 +369,11 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
     logger.info({ event: 'conversation_started', model: cfg.openaiRealtimeModel }, 'conversation started');
     conversation = session;
 
-    session.generateReply({ instructions: greetingInstructions(category) });
-    logger.info({ event: 'greeting_requested', category_name: category.name }, 'greeting requested');
+    session.generateReply({ instructions: greetingInstructions(category, { replacement: target.replacement }) });
+    logger.info(
+      { event: 'greeting_requested', category_name: category.name, replacement: target.replacement === true },
+      'greeting requested',
+    );
   } catch (err) {
     if (!(err instanceof Ended)) {
       logger.error({ error: String(err) }, 'startup failed');
@@ -319,10 +408,10 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       await withTimeout(connecting, 10_000, 'room connect');
       joined = true;
     } catch {
-      /* not joined */
+      /* not joined (or the room is gone) */
     }
   }
-  if (ending.reason !== 'room_missing') await deleteSessionRoom(roomService, cfg.roomName, logger);
+  if (ending.reason !== 'room_missing') await deleteSessionRoom(roomService, target.roomName, logger);
   if (joined) {
     try {
       await withTimeout(room.disconnect(), 5_000, 'room disconnect');
@@ -330,11 +419,5 @@ export async function runSession({ cfg, category, logger, onStopRequest, onFatal
       /* already gone */
     }
   }
-  try {
-    await withTimeout(dispose(), 5_000, 'rtc dispose');
-  } catch {
-    /* exiting anyway */
-  }
-  logger.info({ event: 'agent_exit', reason: ending.reason, exit_code: code }, 'agent exiting');
-  return code;
+  return { reason: ending.reason, exitCode: code };
 }

@@ -14,13 +14,36 @@ export class CategoryError extends Error {
   }
 }
 
+function newClient(region: string): DynamoDBClient {
+  return new DynamoDBClient({ region, maxAttempts: 3 });
+}
+
+/**
+ * A client with its credentials and endpoint already resolved (the SDK's lazy set-up costs more
+ * than the GetItem itself), for a process that loads a category later on a latency-critical path.
+ */
+export async function preparedClient(region: string): Promise<DynamoDBClient> {
+  const client = newClient(region);
+  await client.config.credentials();
+  await client.config.endpoint?.();
+  return client;
+}
+
 /**
  * Loads the category. A missing, disabled or incomplete category is a configuration error
  * (CategoryError). The SDK reads AWS_ENDPOINT_URL_DYNAMODB itself (local stack only).
+ * A given `client` is used and left open; otherwise one is made for this call.
  */
-export async function loadCategory(opts: { table: string; region: string; categoryId: string; signal?: AbortSignal }): Promise<Category> {
+export async function loadCategory(opts: {
+  table: string;
+  region: string;
+  categoryId: string;
+  client?: DynamoDBClient;
+  /** Aborts the read (e.g. a stop request while the category loads). */
+  signal?: AbortSignal;
+}): Promise<Category> {
   const timeout = AbortSignal.timeout(15_000);
-  const client = new DynamoDBClient({ region: opts.region, maxAttempts: 3 });
+  const client = opts.client ?? newClient(opts.region);
   try {
     const out = await client.send(
       new GetItemCommand({
@@ -42,6 +65,6 @@ export async function loadCategory(opts: { table: string; region: string; catego
     }
     return { categoryId: opts.categoryId, name, systemPrompt };
   } finally {
-    client.destroy();
+    if (!opts.client) client.destroy();
   }
 }

@@ -1,11 +1,10 @@
 // Environment contract of the agent process (docs/architecture.md, "Agent process contract").
-// VARIABLES is the contract: loadConfig validates every entry (all problems reported together), the log
-// scrubber takes its secrets from it, and infra/templatecheck reads it to check the task definition.
+// VARIABLES is the contract: loadConfig and loadWorkerConfig validate the rows their entry reads (all
+// problems reported together), the log scrubber takes its secrets from it, and infra/templatecheck reads
+// it to check the task definition.
 
-export interface AgentConfig {
-  sessionId: string;
-  roomName: string;
-  categoryId: string;
+/** What every entry point needs: services, credentials and limits (no per-session values). */
+export interface RuntimeConfig {
   livekitUrl: string;
   livekitApiKey: string;
   livekitApiSecret: string;
@@ -30,30 +29,59 @@ export interface AgentConfig {
   realtimeSessionMaxSeconds: number;
 }
 
+/** The direct (cold path) entry: one process started for one session. */
+export interface AgentConfig extends RuntimeConfig {
+  sessionId: string;
+  roomName: string;
+  categoryId: string;
+}
+
+/** The worker (warm pool) entry: per-session values come from the dispatch metadata instead. */
+export interface WorkerConfig extends RuntimeConfig {
+  agentName: string;
+  healthHost: string;
+  healthPort: number;
+  /** Seconds the avatar started before the student may wait for them; 0 = start it only once they joined. */
+  earlyAvatarNoShowSeconds: number;
+  /** ECS container agent endpoint (set by ECS in every task): task scale-in protection. */
+  ecsAgentUri?: string;
+}
+
 /** Upper bound for the duration variables (24 h; also keeps timers far below setTimeout's limit). */
 export const MAX_SECONDS = 86_400;
 /** 55 min: below OpenAI's 60-minute cap, with room for the reply in progress to finish first. */
 export const MAX_REALTIME_SESSION_SECONDS = 3300;
 
+/** The two entry points: `node dist/main.js` (one process per session) and `node dist/worker.js` (warm pool). */
+export type Entry = 'direct' | 'worker';
+
 /**
- * One variable of the contract. `secret`: scrubbed from every log line, and the deployment must inject it
- * from Secrets Manager. `seconds`: a whole number from `minSeconds` (default 1) to `maxSeconds`. `url`: the accepted schemes.
+ * One variable of the contract. `entry`: read by that entry point only (absent: by both); `required`
+ * applies to the entries that read it. `secret`: scrubbed from every log line, and the deployment must
+ * inject it from Secrets Manager. `seconds`: a whole number from `minSeconds` (default 1) to `maxSeconds`.
+ * `port`: a whole number from 1 to 65535. `url`: the accepted schemes.
  */
 export interface VariableSpec {
+  entry?: Entry;
   required?: boolean;
   secret?: boolean;
   default?: string | number;
   seconds?: boolean;
   minSeconds?: number;
   maxSeconds?: number;
+  port?: boolean;
   url?: readonly string[];
 }
 
-/** Every variable the agent reads. To add one: a row here, then read it in loadConfig (README table too). */
+/**
+ * Every variable the agent reads. To add one: a row here, then read it in loadConfig and/or
+ * loadWorkerConfig (README table too).
+ */
 export const VARIABLES = {
-  SESSION_ID: { required: true },
-  ROOM_NAME: { required: true },
-  CATEGORY_ID: { required: true },
+  // Per session, direct entry only (the launcher sets them; a worker takes them from the dispatch).
+  SESSION_ID: { entry: 'direct', required: true },
+  ROOM_NAME: { entry: 'direct', required: true },
+  CATEGORY_ID: { entry: 'direct', required: true },
   LIVEKIT_URL: { required: true, url: ['ws:', 'wss:', 'http:', 'https:'] },
   LIVEKIT_API_KEY: { required: true, secret: true },
   LIVEKIT_API_SECRET: { required: true, secret: true },
@@ -75,9 +103,23 @@ export const VARIABLES = {
   AGENT_WRAPUP_NOTICE_SECONDS: { default: 120, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
   // The plugin's own default (20 min); capped below OpenAI's 60-minute session limit.
   AGENT_REALTIME_SESSION_MAX_SECONDS: { default: 1200, seconds: true, maxSeconds: MAX_REALTIME_SESSION_SECONDS },
+  // Read by the logger before the configuration (an unknown level means info).
+  LOG_LEVEL: { default: 'info' },
+  // Worker entry only.
+  LIVEKIT_AGENT_NAME: { entry: 'worker', default: 'counselor' },
+  AGENT_HEALTH_HOST: { entry: 'worker', default: '127.0.0.1' },
+  AGENT_HEALTH_PORT: { entry: 'worker', default: 8081, port: true },
+  AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: { entry: 'worker', default: 60, seconds: true, minSeconds: 0, maxSeconds: MAX_SECONDS },
+  // Set by ECS itself in every task (not by the template).
+  ECS_AGENT_URI: { entry: 'worker', url: ['http:', 'https:'] },
 } as const satisfies Record<string, VariableSpec>;
 
 export type VariableName = keyof typeof VARIABLES;
+
+/** The variables `entry` reads: its own rows and the shared ones. */
+type ReadBy<E extends Entry> = {
+  [K in VariableName]: (typeof VARIABLES)[K] extends { entry: infer X } ? (X extends E ? K : never) : K;
+}[VariableName];
 
 /** Names of the variables that hold secrets: their values are scrubbed from every log line. */
 export const SECRET_VARIABLES = (Object.keys(VARIABLES) as VariableName[]).filter(
@@ -100,15 +142,21 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /** Required and defaulted variables always have a value; the others may be absent. */
-type Values = {
-  [K in VariableName]: (typeof VARIABLES)[K] extends { required: true } | { default: string | number } ? string : string | undefined;
+type Values<E extends Entry> = {
+  [K in ReadBy<E>]: (typeof VARIABLES)[K] extends { required: true } | { default: string | number } ? string : string | undefined;
 };
 
-/** Validates every variable of VARIABLES against env and returns the values (defaults applied). */
-function readVariables(env: Env, missing: string[], invalid: { name: string; reason: string }[]): Values {
+/** The values both entries read. */
+type SharedValues = Pick<Values<'direct'>, ReadBy<'direct'> & ReadBy<'worker'>>;
+
+type Problems = { missing: string[]; invalid: { name: string; reason: string }[] };
+
+/** Validates every variable `entry` reads against env and returns the values (defaults applied). */
+function readVariables<E extends Entry>(env: Env, entry: E, { missing, invalid }: Problems): Values<E> {
   const out: Record<string, string | undefined> = {};
   for (const name of Object.keys(VARIABLES) as VariableName[]) {
     const spec: VariableSpec = VARIABLES[name];
+    if (spec.entry && spec.entry !== entry) continue;
     const fallback = spec.default === undefined ? undefined : String(spec.default);
     const raw = (env[name] ?? '').trim();
     out[name] = raw || fallback;
@@ -119,14 +167,14 @@ function readVariables(env: Env, missing: string[], invalid: { name: string; rea
       }
       continue;
     }
-    if (spec.seconds) {
-      const min = spec.minSeconds ?? 1;
-      const max = spec.maxSeconds ?? MAX_SECONDS;
+    const whole = (min: number, max: number, what: string) => {
       if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        invalid.push({ name, reason: `must be a whole number of seconds between ${min} and ${max}` });
+        invalid.push({ name, reason: `must be ${what} between ${min} and ${max}` });
         out[name] = fallback;
       }
-    }
+    };
+    if (spec.seconds) whole(spec.minSeconds ?? 1, spec.maxSeconds ?? MAX_SECONDS, 'a whole number of seconds');
+    if (spec.port) whole(1, 65535, 'a port number');
     if (spec.url) {
       try {
         if (!spec.url.includes(new URL(raw).protocol)) invalid.push({ name, reason: `scheme must be one of ${spec.url.join(' ')}` });
@@ -135,18 +183,11 @@ function readVariables(env: Env, missing: string[], invalid: { name: string; rea
       }
     }
   }
-  return out as Values;
+  return out as Values<E>;
 }
 
-export function loadConfig(env: Env): AgentConfig {
-  const missing: string[] = [];
-  const invalid: { name: string; reason: string }[] = [];
-  const v = readVariables(env, missing, invalid);
-
-  const cfg: AgentConfig = {
-    sessionId: v.SESSION_ID,
-    roomName: v.ROOM_NAME,
-    categoryId: v.CATEGORY_ID,
+function runtimeConfig(v: SharedValues): RuntimeConfig {
+  return {
     livekitUrl: v.LIVEKIT_URL,
     livekitApiKey: v.LIVEKIT_API_KEY,
     livekitApiSecret: v.LIVEKIT_API_SECRET,
@@ -166,13 +207,48 @@ export function loadConfig(env: Env): AgentConfig {
     wrapUpNoticeSeconds: Number(v.AGENT_WRAPUP_NOTICE_SECONDS),
     realtimeSessionMaxSeconds: Number(v.AGENT_REALTIME_SESSION_MAX_SECONDS),
   };
+}
 
-  if (cfg.sessionId && !/^[A-Za-z0-9_-]{1,128}$/.test(cfg.sessionId)) {
-    invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
-  }
-
+function done<T>(cfg: T, { missing, invalid }: Problems): T {
   if (missing.length || invalid.length) throw new ConfigError(missing, invalid);
   return cfg;
+}
+
+/** Letters, digits, - and _: safe in a participant identity and a room name. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Environment of the direct entry (`node dist/main.js`). */
+export function loadConfig(env: Env): AgentConfig {
+  const problems: Problems = { missing: [], invalid: [] };
+  const v = readVariables(env, 'direct', problems);
+  const cfg: AgentConfig = {
+    sessionId: v.SESSION_ID,
+    roomName: v.ROOM_NAME,
+    categoryId: v.CATEGORY_ID,
+    ...runtimeConfig(v),
+  };
+  if (cfg.sessionId && !SESSION_ID_PATTERN.test(cfg.sessionId)) {
+    problems.invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
+  }
+  return done(cfg, problems);
+}
+
+/** Environment of the worker entry (`node dist/worker.js`): no SESSION_ID, ROOM_NAME, CATEGORY_ID. */
+export function loadWorkerConfig(env: Env): WorkerConfig {
+  const problems: Problems = { missing: [], invalid: [] };
+  const v = readVariables(env, 'worker', problems);
+  const cfg: WorkerConfig = {
+    ...runtimeConfig(v),
+    agentName: v.LIVEKIT_AGENT_NAME,
+    healthHost: v.AGENT_HEALTH_HOST,
+    healthPort: Number(v.AGENT_HEALTH_PORT),
+    earlyAvatarNoShowSeconds: Number(v.AGENT_EARLY_AVATAR_NO_SHOW_SECONDS),
+    ecsAgentUri: v.ECS_AGENT_URI,
+  };
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.agentName)) {
+    problems.invalid.push({ name: 'LIVEKIT_AGENT_NAME', reason: 'only letters, digits, ., - and _ (max 64)' });
+  }
+  return done(cfg, problems);
 }
 
 /** Values that must never be written to a log, taken from the environment as given. */

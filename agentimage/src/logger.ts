@@ -11,6 +11,9 @@ const LOGGER_OPTIONS_KEY = Symbol.for('@livekit/agents:loggerOptions');
 
 export type { Logger };
 
+/** The real stdout writer, taken before captureStdout() can replace process.stdout.write. */
+const writeStdout = process.stdout.write.bind(process.stdout);
+
 export function scrubber(secrets: string[]): (line: string) => string {
   const uniq = [...new Set(secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
   return (line: string) => {
@@ -22,14 +25,37 @@ export function scrubber(secrets: string[]): (line: string) => string {
 
 function validLevel(level: string | undefined): string {
   const l = (level ?? '').trim().toLowerCase();
-  return ['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(l) ? l : 'info';
+  return ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(l) ? l : 'info';
 }
 
-export function createLogger(opts: { sessionId?: string; roomName?: string; secrets: string[]; level?: string }): Logger {
+/**
+ * Session fields read on every line: a worker learns its session only when it accepts a job,
+ * after the framework already holds child loggers of ours. Set them once; every line shows them.
+ */
+export interface SessionFields {
+  sessionId: string | null;
+  roomName?: string;
+}
+
+export function createLogger(opts: {
+  sessionId?: string;
+  roomName?: string;
+  /**
+   * Instead of sessionId/roomName: fields filled in later (worker and job processes). Their lines
+   * also carry `pid`: several processes of one worker share stdout.
+   */
+  session?: SessionFields;
+  secrets: string[];
+  level?: string;
+  /** `agent` (a session: direct process or job process) or `worker` (the pool worker's main process). */
+  component?: string;
+}): Logger {
   const scrub = scrubber(opts.secrets);
-  const dest = { write: (line: string) => void process.stdout.write(scrub(line)) };
-  const base: Record<string, unknown> = { session_id: opts.sessionId ?? null, component: 'agent' };
-  if (opts.roomName) base.room_name = opts.roomName;
+  const dest = { write: (line: string) => void writeStdout(scrub(line)) };
+  const session = opts.session;
+  const component = opts.component ?? 'agent';
+  const base: Record<string, unknown> = session ? { component, pid: process.pid } : { session_id: opts.sessionId ?? null, component };
+  if (!session && opts.roomName) base.room_name = opts.roomName;
   const logger = pino(
     {
       level: validLevel(opts.level ?? process.env.LOG_LEVEL),
@@ -38,6 +64,9 @@ export function createLogger(opts: { sessionId?: string; roomName?: string; secr
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { error: pino.stdSerializers.err, err: pino.stdSerializers.err },
+      ...(session
+        ? { mixin: () => (session.roomName ? { session_id: session.sessionId, room_name: session.roomName } : { session_id: session.sessionId }) }
+        : {}),
     },
     dest,
   );
@@ -69,18 +98,7 @@ export function adoptRtcLogger(logger: Logger | null, level = 'info'): void {
     }
     const { symbols } = rtcReq('pino');
     const child = logger.child({ source: 'lk-rtc' });
-    const labels: Record<number, string> = rtcLog.levels.labels;
-    rtcLog[symbols.streamSym] = {
-      write(line: string) {
-        try {
-          const { level: lvl, time: _t, pid: _p, hostname: _h, name: _n, msg, ...rest } = JSON.parse(line);
-          const label = (labels[lvl] ?? 'info') as 'info';
-          child[label](rest, msg);
-        } catch {
-          child.info({ raw: line.trim() }, 'lk-rtc');
-        }
-      },
-    };
+    rtcLog[symbols.streamSym] = { write: (line: string) => relayLine(child, line) };
     rtcLog.level = level;
   } catch {
     try {
@@ -89,4 +107,41 @@ export function adoptRtcLogger(logger: Logger | null, level = 'info'): void {
       /* nothing else to do */
     }
   }
+}
+
+const PINO_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** Re-logs one line written by another pino instance (or any text) through `logger`. */
+function relayLine(logger: Logger, line: string): void {
+  if (!line.trim()) return;
+  try {
+    const { level: lvl, time: _t, pid: _p, hostname: _h, name: _n, msg, ...rest } = JSON.parse(line);
+    const label = (typeof lvl === 'number' ? PINO_LEVELS[lvl] : typeof lvl === 'string' ? lvl : undefined) ?? 'info';
+    (logger[label as 'info'] ?? logger.info).call(logger, rest, msg);
+  } catch {
+    logger.info({ raw: line.trim() }, 'stdout');
+  }
+}
+
+/**
+ * In a job process the framework builds its own pino logger on process.stdout (the job runner
+ * re-initialises it from the parent's options and again when the job starts), so its lines would
+ * bypass ours: unscrubbed and without session_id. Route everything written to process.stdout
+ * through the logger `current()` returns (our own logger writes to the real stdout, not here).
+ */
+export function captureStdout(current: () => Logger): void {
+  let pending = '';
+  const relay = (text: string) => {
+    pending += text;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    const target = current().child({ source: 'livekit-agents' });
+    for (const line of lines) relayLine(target, line);
+  };
+  process.stdout.write = ((chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
+    relay(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done as () => void);
+    return true;
+  }) as typeof process.stdout.write;
 }

@@ -3,6 +3,8 @@
 import { stopRequests } from './stop-requests.js'; // first: SIGTERM handling from the very start
 import { ConfigError, loadConfig, secretValues } from './config.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger } from './logger.js';
+import { logProcessEvents } from './processevents.js';
+import { withTimeout } from './timeouts.js';
 // The heavy modules (LiveKit Agents, the AWS SDK) are imported below, after the signal handlers are
 // in place: loading them takes seconds, during which a SIGTERM would otherwise kill the process.
 
@@ -14,9 +16,9 @@ async function main(): Promise<number> {
     secrets: secretValues(env),
   });
   installFrameworkLogger(logger);
-  // Process warnings (e.g. the AWS SDK's Node version notice) as JSON lines, not stderr text.
-  process.removeAllListeners('warning');
-  process.on('warning', (w) => logger.warn({ warning: w.name, detail: w.message.split('\n')[0] }, 'process warning'));
+  // An uncaught exception ends a running session cleanly (room deleted, exit 1).
+  let fatalHandler: ((err: unknown) => void) | undefined;
+  logProcessEvents(logger, (err) => (fatalHandler ? fatalHandler(err) : process.exit(1)));
   adoptRtcLogger(logger, logger.level);
 
   let cfg;
@@ -29,18 +31,6 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-
-  let fatalHandler: ((err: unknown) => void) | undefined;
-  process.on('uncaughtException', (err) => {
-    logger.error({ event: 'uncaught_exception', error: String(err) }, 'uncaught exception; ending the session');
-    if (fatalHandler) fatalHandler(err);
-    else process.exit(1);
-  });
-  // A stray rejection inside the framework must not kill a live session.
-  process.on('unhandledRejection', (reason) => {
-    if (reason === undefined) logger.debug('unhandled promise rejection (no reason)');
-    else logger.warn({ error: String(reason) }, 'unhandled promise rejection');
-  });
 
   logger.info(
     {
@@ -55,20 +45,33 @@ async function main(): Promise<number> {
     'agent starting',
   );
 
-  const [{ CategoryError, loadCategory }, { livekitHttpUrl, runSession }, { endBeforeStart }, { RoomServiceClient }] = await Promise.all([
-    import('./categories.js'),
-    import('./agent.js'),
-    import('./room-cleanup.js'),
-    import('livekit-server-sdk'),
-  ]);
+  const [{ CategoryError, loadCategory }, { directConnect, livekitHttpUrl, runSession }, { endBeforeStart }, { RoomServiceClient }, { Room, dispose }] =
+    await Promise.all([
+      import('./categories.js'),
+      import('./agent.js'),
+      import('./room-cleanup.js'),
+      import('livekit-server-sdk'),
+      import('@livekit/rtc-node'),
+    ]);
+  const exit = async (result: { reason: string; exitCode: number }) => {
+    try {
+      await withTimeout(dispose(), 5_000, 'rtc dispose');
+    } catch {
+      /* exiting anyway */
+    }
+    logger.info({ event: 'agent_exit', reason: result.reason, exit_code: result.exitCode }, 'agent exiting');
+    return result.exitCode;
+  };
   // A stop before the session runs (category loading, or right after) still ends it: room deleted.
-  const stopBeforeStart = (signal: string) =>
-    endBeforeStart({
-      roomService: new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret),
-      roomName: cfg.roomName,
-      signal,
-      logger,
-    });
+  const stopBeforeStart = async (signal: string) =>
+    exit(
+      await endBeforeStart({
+        roomService: new RoomServiceClient(livekitHttpUrl(cfg.livekitUrl), cfg.livekitApiKey, cfg.livekitApiSecret),
+        roomName: cfg.roomName,
+        signal,
+        logger,
+      }),
+    );
   let category;
   try {
     category = await loadCategory({
@@ -89,15 +92,22 @@ async function main(): Promise<number> {
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
   if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
 
-  return runSession({
-    cfg,
-    category,
-    logger,
-    onStopRequest: (fn) => stopRequests.onStop(fn),
-    onFatal: (fn) => {
-      fatalHandler = fn;
-    },
-  });
+  const target = { sessionId: cfg.sessionId, roomName: cfg.roomName };
+  const room = new Room();
+  return exit(
+    await runSession({
+      cfg,
+      target,
+      category,
+      logger,
+      room,
+      connect: directConnect(cfg, target, room),
+      onStopRequest: (fn) => stopRequests.onStop(fn),
+      onFatal: (fn) => {
+        fatalHandler = fn;
+      },
+    }),
+  );
 }
 
 main().then(

@@ -1,6 +1,7 @@
 // Deleting the session's room: the one step every ending shares. It removes the student and the
 // avatar (Bey stops billing) and tells the backend (room_finished webhook) that the session is over.
 import type { RoomServiceClient } from 'livekit-server-sdk';
+import type { SessionResult } from './agent.js';
 import type { Logger } from './logger.js';
 import { withTimeout } from './timeouts.js';
 
@@ -17,12 +18,16 @@ export async function deleteSessionRoom(roomService: RoomServiceClient, roomName
 
 /**
  * A stop requested before the session started (category still loading, room not joined yet):
- * delete the room anyway (the backend asked for the session to end) and exit 0.
+ * delete the room anyway (the backend asked for the session to end); a normal end (exit 0).
  */
-export async function endBeforeStart(opts: { roomService: RoomServiceClient; roomName: string; signal: string; logger: Logger }): Promise<number> {
+export async function endBeforeStart(opts: {
+  roomService: RoomServiceClient;
+  roomName: string;
+  signal: string;
+  logger: Logger;
+}): Promise<SessionResult> {
   const { logger } = opts;
   logger.info({ event: 'session_ending', reason: 'signal', signal: opts.signal, before_start: true }, 'stop requested before start; ending session');
   await deleteSessionRoom(opts.roomService, opts.roomName, logger);
-  logger.info({ event: 'agent_exit', reason: 'signal', exit_code: 0 }, 'agent exiting');
-  return 0;
+  return { reason: 'signal', exitCode: 0 };
 }

@@ -1,10 +1,12 @@
 // Environment contract: unit tests of loadConfig and the process-level behaviour of
 // `node dist/main.js` with missing or invalid variables (no components needed).
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, SECRET_VARIABLES, VARIABLES, loadConfig, loadWorkerConfig, type VariableSpec } from '../src/config.js';
 import { scrubber } from '../src/logger.js';
-import { AgentProcess } from './harness.js';
+import { AGENT_DIR, AgentProcess, WORKER_ENTRY } from './harness.js';
 
 const FULL = {
   SESSION_ID: 'b2d4c6e8-0000-4000-8000-000000000001',
@@ -134,5 +136,126 @@ describe('agent process with a bad environment', () => {
     assert.equal(await agent.waitForExit(30_000), 2, agent.tail());
     const [line] = agent.lines();
     assert.deepEqual((line.invalid as { name: string }[]).map((i) => i.name), ['AGENT_STUDENT_JOIN_TIMEOUT_SECONDS']);
+  });
+});
+
+const WORKER_ENV: Record<string, string> = { ...FULL };
+delete WORKER_ENV.SESSION_ID;
+delete WORKER_ENV.ROOM_NAME;
+delete WORKER_ENV.CATEGORY_ID;
+
+describe('loadWorkerConfig', () => {
+  test('needs no per-session variables and applies the worker defaults', () => {
+    const cfg = loadWorkerConfig(WORKER_ENV);
+    assert.equal(cfg.agentName, 'counselor');
+    assert.equal(cfg.healthHost, '127.0.0.1');
+    assert.equal(cfg.healthPort, 8081);
+    assert.equal(cfg.earlyAvatarNoShowSeconds, 60);
+    assert.equal(cfg.ecsAgentUri, undefined);
+    assert.equal(cfg.maxDurationSeconds, 3600);
+    assert.ok(!('sessionId' in cfg));
+  });
+
+  test('reads the worker variables', () => {
+    const cfg = loadWorkerConfig({
+      ...WORKER_ENV,
+      LIVEKIT_AGENT_NAME: 'counselor-eu',
+      AGENT_HEALTH_HOST: '0.0.0.0',
+      AGENT_HEALTH_PORT: '9101',
+      AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: '0',
+      ECS_AGENT_URI: 'http://169.254.170.2/api/abc-123',
+    });
+    assert.equal(cfg.agentName, 'counselor-eu');
+    assert.equal(cfg.healthHost, '0.0.0.0');
+    assert.equal(cfg.healthPort, 9101);
+    assert.equal(cfg.earlyAvatarNoShowSeconds, 0, '0 turns the early avatar off');
+    assert.equal(cfg.ecsAgentUri, 'http://169.254.170.2/api/abc-123');
+  });
+
+  test('names every missing and invalid worker variable at once', () => {
+    const env: Record<string, string> = {
+      ...WORKER_ENV,
+      LIVEKIT_AGENT_NAME: 'bad name',
+      AGENT_HEALTH_PORT: '70000',
+      AGENT_EARLY_AVATAR_NO_SHOW_SECONDS: '-1',
+      ECS_AGENT_URI: 'not a url',
+    };
+    delete env.OPENAI_API_KEY;
+    let err: unknown;
+    try {
+      loadWorkerConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.missing, ['OPENAI_API_KEY']);
+    assert.deepEqual(
+      err.invalid.map((i) => i.name).sort(),
+      ['AGENT_EARLY_AVATAR_NO_SHOW_SECONDS', 'AGENT_HEALTH_PORT', 'ECS_AGENT_URI', 'LIVEKIT_AGENT_NAME'],
+    );
+  });
+});
+
+describe('VARIABLES, the contract of both entries', () => {
+  const rows = Object.entries(VARIABLES) as [string, VariableSpec][];
+
+  test('each entry validates its own rows only', () => {
+    // The worker's rows do not concern the direct entry, and the per-session ones not the worker.
+    const direct = loadConfig({ ...FULL, AGENT_HEALTH_PORT: 'not a port', LIVEKIT_AGENT_NAME: 'bad name' });
+    assert.equal(direct.sessionId, FULL.SESSION_ID);
+    assert.ok(!('healthPort' in direct));
+    const worker = loadWorkerConfig({ ...WORKER_ENV, SESSION_ID: 'bad id!', ROOM_NAME: '' });
+    assert.equal(worker.healthPort, 8081);
+    // Without them, the direct entry names exactly its per-session rows as missing.
+    const err = (() => {
+      try {
+        loadConfig(WORKER_ENV);
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert.ok(err instanceof ConfigError);
+    const perSession = rows.filter(([, v]) => v.entry === 'direct' && v.required).map(([k]) => k);
+    assert.deepEqual(err.missing.sort(), perSession.sort());
+    assert.deepEqual(perSession.sort(), ['CATEGORY_ID', 'ROOM_NAME', 'SESSION_ID']);
+  });
+
+  test('rows are well-formed: entries known, secrets required, durations bounded', () => {
+    for (const [name, v] of rows) {
+      assert.ok(v.entry === undefined || v.entry === 'direct' || v.entry === 'worker', name);
+      if (v.secret) assert.ok(v.required && v.entry === undefined, `${name}: a secret both entries need`);
+      if (v.seconds) assert.ok(typeof v.maxSeconds === 'number', `${name}: maxSeconds`);
+      assert.ok(!(v.required && v.default !== undefined), `${name}: required with a default`);
+    }
+    assert.deepEqual([...SECRET_VARIABLES].sort(), ['BEY_API_KEY', 'LIVEKIT_API_KEY', 'LIVEKIT_API_SECRET', 'OPENAI_API_KEY']);
+  });
+
+  // (The worker's private COUNSELVIDEO_WORKER_DIR, set for the job processes it forks, is no row.)
+  test('every variable the agent reads by name is a row', () => {
+    const dir = join(AGENT_DIR, 'src');
+    const read = new Set<string>();
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) read.add(m[1]);
+    }
+    assert.ok(read.has('LOG_LEVEL') && read.has('SESSION_ID'), `scan found ${[...read]}`);
+    for (const name of read) assert.ok(name in VARIABLES, `${name} is read but not a row of VARIABLES`);
+  });
+});
+
+describe('worker process with a bad environment', () => {
+  test('missing keys: exit code 2 and one JSON line naming every missing variable', async () => {
+    const env: Record<string, string> = { ...WORKER_ENV };
+    delete env.LIVEKIT_URL;
+    delete env.BEY_API_KEY;
+    const worker = new AgentProcess(env, { entry: WORKER_ENTRY });
+    assert.equal(await worker.waitForExit(30_000), 2, worker.tail());
+    const lines = worker.lines();
+    assert.equal(lines.length, 1, worker.tail());
+    assert.equal(lines[0].level, 'fatal');
+    assert.equal(lines[0].event, 'config_error');
+    assert.equal(lines[0].component, 'worker');
+    assert.deepEqual((lines[0].missing as string[]).sort(), ['BEY_API_KEY', 'LIVEKIT_URL']);
+    assert.equal(worker.stderr.trim(), '');
+    assert.ok(!worker.stdout.includes(FULL.LIVEKIT_API_SECRET));
   });
 });

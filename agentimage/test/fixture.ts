@@ -9,7 +9,7 @@ import { Room, RoomEvent, TrackKind, VideoStream, dispose, type RemoteTrack } fr
 import { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin } from '../src/standins/realtime.js';
 import { adoptRtcLogger } from '../src/logger.js';
-import { AgentProcess, seedCategories, startDynamo, startLivekit, studentToken, type Dynamo, type Livekit } from './harness.js';
+import { AgentProcess, runtimeEnv, seedCategories, startDynamo, startLivekit, studentToken, type Dynamo, type Livekit } from './harness.js';
 
 export const TABLE = 'categories-test';
 export const CAT_ACADEMIC = {
@@ -82,19 +82,16 @@ export class AgentStack {
       SESSION_ID: sessionId,
       ROOM_NAME: roomName,
       CATEGORY_ID: categoryId,
-      LIVEKIT_URL: this.lk.url,
-      LIVEKIT_API_KEY: this.lk.apiKey,
-      LIVEKIT_API_SECRET: this.lk.apiSecret,
-      CATEGORIES_TABLE: TABLE,
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL_DYNAMODB: this.ddb.endpoint,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      BEY_AVATAR_ID: AVATAR_ID,
-      BEY_API_KEY: BEY_KEY,
-      BEY_API_URL: this.bey.url,
-      OPENAI_API_KEY: OPENAI_KEY,
-      OPENAI_BASE_URL: this.realtime.baseUrl,
+      ...runtimeEnv({
+        lk: this.lk,
+        ddb: this.ddb,
+        table: TABLE,
+        beyUrl: this.bey.url,
+        openaiBaseUrl: this.realtime.baseUrl,
+        beyKey: BEY_KEY,
+        openaiKey: OPENAI_KEY,
+        avatarId: AVATAR_ID,
+      }),
       ...extra,
     };
   }

@@ -1,11 +1,11 @@
 // Real local components for the tests: livekit-server (loopback only, generated config and
 // keys) and DynamoDB Local (official jar), plus a wrapper around the agent process.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
@@ -20,6 +20,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const AGENT_DIR = resolve(here, '..', '..');
 /** AGENT_ENTRY overrides it, e.g. to run the suite against an image-like install (see README). */
 export const AGENT_ENTRY = process.env.AGENT_ENTRY || join(AGENT_DIR, 'dist', 'main.js');
+/** The worker entry beside it (warm pool). */
+export const WORKER_ENTRY = join(dirname(AGENT_ENTRY), 'worker.js');
 /** AGENT_IMAGE runs each agent in a container of that image instead (infra/scripts/test-agent-image.sh). */
 export const AGENT_IMAGE = process.env.AGENT_IMAGE || '';
 export const REPO_ROOT = resolve(AGENT_DIR, '..');
@@ -247,7 +249,15 @@ export class AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: number | null | undefined;
 
-  constructor(env: Record<string, string>) {
+  /** The container's name when AGENT_IMAGE is set (killGroup() kills the container). */
+  private readonly container?: string;
+
+  /**
+   * `entry` defaults to the direct entry; `detached` puts the process (and its children: a
+   * worker's job processes) in a process group of its own, so killGroup() can kill them all.
+   */
+  constructor(env: Record<string, string>, opts: { entry?: string; detached?: boolean } = {}) {
+    const entry = opts.entry ?? AGENT_ENTRY;
     // Only what the contract defines (plus PATH/HOME); nothing leaks in from the test runner.
     const childEnv: Record<string, string> = {
       PATH: process.env.PATH ?? '',
@@ -258,12 +268,17 @@ export class AgentProcess {
     if (AGENT_IMAGE) {
       // As ECS runs the task: an init as PID 1 (initProcessEnabled) relays signals; the host network
       // reaches the loopback components; `-e NAME` passes only the contract's variables, by name.
+      // Another entry than the image's CMD (dist/main.js) is given as the command, as a task
+      // definition's `command` would.
+      this.container = `counselvideo-agent-test-${randomUUID()}`;
       const docker = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DOCKER_'))) as Record<string, string>;
-      const args = ['run', '--rm', '--init', '--network', 'host', ...Object.keys(env).flatMap((k) => ['-e', k]), AGENT_IMAGE];
+      const command = entry === AGENT_ENTRY ? [] : ['node', `dist/${basename(entry)}`];
+      const args = ['run', '--rm', '--init', '--name', this.container, '--network', 'host', ...Object.keys(env).flatMap((k) => ['-e', k]), AGENT_IMAGE, ...command];
       this.child = spawn('docker', args, { env: { ...docker, ...childEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     } else {
-      this.child = spawn(process.execPath, [AGENT_ENTRY], {
-        cwd: dirname(dirname(AGENT_ENTRY)),
+      this.child = spawn(process.execPath, [entry], {
+        cwd: dirname(dirname(entry)),
+        detached: opts.detached ?? false,
         env: childEnv,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -328,6 +343,26 @@ export class AgentProcess {
   async kill(): Promise<void> {
     await stopChild(this.child);
   }
+
+  /** The agent's processes (the entry and its descendants): from /proc, or `docker top` for a container (its init left out). */
+  processes(): ProcInfo[] {
+    if (!this.container) return processTree(this.pid);
+    const top = spawnSync('docker', ['top', this.container, '-o', 'pid,ppid,rss,args'], { encoding: 'utf8' });
+    return top.stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/))
+      .filter((m): m is RegExpMatchArray => m !== null && !/docker-init|tini/.test(m[4]))
+      .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), rssKb: Number(m[3]), cmdline: m[4] }));
+  }
+
+  /** SIGKILL to the whole process group (needs `detached`), or the container: a worker dying with its job. */
+  async killGroup(): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    if (this.container) spawnSync('docker', ['kill', '--signal', 'KILL', this.container], { stdio: 'ignore' });
+    else process.kill(-this.pid, 'SIGKILL');
+    await this.exited;
+  }
 }
 
 export async function studentToken(lk: Livekit, room: string, identity: string): Promise<string> {
@@ -358,5 +393,75 @@ export async function publishMic(room: import('@livekit/rtc-node').Room): Promis
   })();
   return () => {
     stopped = true;
+  };
+}
+
+// ---------------------------------------------------------------- process tree (Linux /proc)
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** Command line, arguments joined by spaces. */
+  cmdline: string;
+  rssKb: number;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+    return { pid, ppid, cmdline, rssKb: m ? Number(m[1]) : 0 };
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
+
+/** `root` and all its descendants. */
+export function processTree(root: number): ProcInfo[] {
+  const all = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => readProc(Number(d)))
+    .filter((p): p is ProcInfo => p !== undefined);
+  const out: ProcInfo[] = [];
+  const walk = (pid: number) => {
+    const p = all.find((x) => x.pid === pid);
+    if (!p) return;
+    out.push(p);
+    for (const c of all.filter((x) => x.ppid === pid)) walk(c.pid);
+  };
+  walk(root);
+  return out;
+}
+
+// ---------------------------------------------------------------- agent environment
+/**
+ * The variables both entry points share (everything but SESSION_ID/ROOM_NAME/CATEGORY_ID and the
+ * worker's own), pointed at the local components and stand-ins.
+ */
+export function runtimeEnv(c: {
+  lk: Livekit;
+  ddb: Dynamo;
+  table: string;
+  beyUrl: string;
+  openaiBaseUrl: string;
+  beyKey: string;
+  openaiKey: string;
+  avatarId: string;
+}): Record<string, string> {
+  return {
+    LIVEKIT_URL: c.lk.url,
+    LIVEKIT_API_KEY: c.lk.apiKey,
+    LIVEKIT_API_SECRET: c.lk.apiSecret,
+    CATEGORIES_TABLE: c.table,
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL_DYNAMODB: c.ddb.endpoint,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    BEY_AVATAR_ID: c.avatarId,
+    BEY_API_KEY: c.beyKey,
+    BEY_API_URL: c.beyUrl,
+    OPENAI_API_KEY: c.openaiKey,
+    OPENAI_BASE_URL: c.openaiBaseUrl,
   };
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs the agent's end-to-end test file against the agent as its image ships it, so a runtime
-# dependency missing from the production install (or pruned by mistake) fails the build.
+# Runs the agent's end-to-end test files, both entry points (the direct entry and the pool worker,
+# whose framework code paths load other modules), against the agent as its image ships it, so a
+# runtime dependency missing from the production install (or pruned by mistake) fails the build.
 # - With a container engine (`docker info` succeeds): builds agentimage/Dockerfile and runs the test
 #   with AGENT_IMAGE (the harness starts each agent with `docker run --init`, as ECS does with
-#   initProcessEnabled).
+#   initProcessEnabled; the worker with `node dist/worker.js` as the container's command).
 # - Without one: repeats the image's install in a clean temporary directory: the sources the
 #   .dockerignore admits compiled as the build stage does (stand-ins removed, tsc), the production
 #   dependencies installed by agentimage/install-production.sh (the deps stage's own script), nothing
-#   else (no dev dependencies, no lockfile, no stand-ins); then runs the test with AGENT_ENTRY on that
-#   install and NODE_ENV=production.
+#   else (no dev dependencies, no lockfile, no stand-ins); then runs the tests with AGENT_ENTRY on that
+#   install (the worker entry beside it) and NODE_ENV=production.
 # Called by infra/scripts/test.sh after `make agent-deps`. Usage: test-agent-image.sh [test files...]
 # `test-agent-image.sh --measure FILE` runs no test: it installs the same way and writes the sizes
 # (the part of the image the project controls) to FILE (infra/scripts/bench.sh: bench/results/agent-image.md).
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 agent=$root/agentimage
 report=""
 if [ "${1:-}" = "--measure" ]; then report=${2:?--measure needs a file}; shift 2; fi
-tests=("${@:-dist-test/test/agent.test.js}")
+if [ $# -gt 0 ]; then tests=("$@"); else tests=(dist-test/test/agent.test.js dist-test/test/worker.test.js); fi
 run_tests() { (cd "$agent" && node --test --test-concurrency=1 --test-reporter=spec "${tests[@]}"); }
 
 if [ -z "$report" ] && docker info >/dev/null 2>&1; then

@@ -10,9 +10,11 @@ import (
 
 // ---------------------------------------------------------------- the agent task
 
-// CheckAgentTask checks the agent's task definition against the agent's own VARIABLES table: every
-// required variable the launcher does not set per session is given, every variable given is one the
-// agent reads, secrets come from Secrets Manager (…SecretArn parameters) and only secrets do; ARM64
+// CheckAgentTask checks the agent's task definition against the agent's own VARIABLES table, as read
+// by the direct entry (the image's CMD, node dist/main.js: the launcher's RunTask starts one task per
+// session): every required variable the launcher does not set per session is given, every variable
+// given is one that entry reads (worker-only variables are not), secrets come from Secrets Manager
+// (…SecretArn parameters) and only secrets do; ARM64
 // (the image's platform) and sizes from parameters; the execution role reads exactly those secrets;
 // the task role only reads the categories table.
 func CheckAgentTask(t *Template, schema AgentSchema) []string {
@@ -51,8 +53,8 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 	}
 	perSession := launcherVariables()
 	for _, name := range sortedKeys(perSession) {
-		if _, ok := schema[name]; !ok {
-			p.add("the launcher sets %s per session, but the agent's VARIABLES has no such variable", name)
+		if v, ok := schema[name]; !ok || !v.ReadBy(DirectEntry) {
+			p.add("the launcher sets %s per session, but the agent's VARIABLES has no such variable for the direct entry", name)
 		}
 	}
 	for _, name := range sortedKeys(given) {
@@ -60,6 +62,8 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 		switch {
 		case !known:
 			p.add("%s: %s is set but the agent's VARIABLES (agentimage/src/config.ts) has no such variable", td.ID, name)
+		case !v.ReadBy(DirectEntry):
+			p.add("%s: %s is read only by the agent's %s entry; this task runs the direct entry (node dist/main.js)", td.ID, name, v.Entry)
 		case perSession[name]:
 			p.add("%s: %s is set per session by the launcher; the task definition must not set it", td.ID, name)
 		case v.Secret && inEnv[name]:
@@ -69,7 +73,7 @@ func CheckAgentTask(t *Template, schema AgentSchema) []string {
 		}
 	}
 	for _, name := range sortedKeys(schema) {
-		if schema[name].Required && !perSession[name] && !given[name] {
+		if v := schema[name]; v.Required && v.ReadBy(DirectEntry) && !perSession[name] && !given[name] {
 			p.add("%s: the agent requires %s; set it in the task definition", td.ID, name)
 		}
 	}

@@ -90,6 +90,9 @@ func launcherVariables() map[string]bool {
 
 // AgentVariable is one row of agentimage's VARIABLES table (src/config.ts).
 type AgentVariable struct {
+	// Entry is the one entry point that reads the variable ("direct": node dist/main.js, "worker":
+	// node dist/worker.js); empty when both do. Required applies to the entries that read it.
+	Entry      string   `json:"entry"`
 	Required   bool     `json:"required"`
 	Secret     bool     `json:"secret"`
 	Default    any      `json:"default"`
@@ -100,6 +103,15 @@ type AgentVariable struct {
 
 // AgentSchema is the agent's environment contract by variable name.
 type AgentSchema map[string]AgentVariable
+
+// The agent's entry points, as VARIABLES names them.
+const (
+	DirectEntry = "direct"
+	WorkerEntry = "worker"
+)
+
+// ReadBy reports whether the entry point reads the variable.
+func (v AgentVariable) ReadBy(entry string) bool { return v.Entry == "" || v.Entry == entry }
 
 // LoadAgentSchema prints the VARIABLES table of the compiled agent (agentimage/dist/config.js, built by
 // `make agent-deps`) with node and parses it. A build older than src/config.ts is refused.

@@ -132,6 +132,10 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			c := agentContainerDef(t, tpl)
 			c["Environment"] = append(list(c["Environment"]), map[string]any{"Name": "ROOM_NAME", "Value": "x"})
 		}, CheckAgentTask, "ROOM_NAME is set per session by the launcher"},
+		{"worker-only variable in the direct entry's task definition", func(t *testing.T, tpl *Template) {
+			c := agentContainerDef(t, tpl)
+			c["Environment"] = append(list(c["Environment"]), map[string]any{"Name": "LIVEKIT_AGENT_NAME", "Value": "counselor"})
+		}, CheckAgentTask, "LIVEKIT_AGENT_NAME is read only by the agent's worker entry"},
 		{"agent task role writes", func(t *testing.T, tpl *Template) {
 			s := asMap(policyStatements(t, tpl, "AgentTaskRole", "read-categories")[0])
 			s["Action"] = append(list(s["Action"]), "dynamodb:PutItem")

@@ -138,4 +138,28 @@ func TestAgentSchemaComesFromTheAgent(t *testing.T) {
 	if v := s["AGENT_MAX_DURATION_SECONDS"]; !v.Seconds || v.MaxSeconds != 86400 {
 		t.Errorf("AGENT_MAX_DURATION_SECONDS: %+v", v)
 	}
+	// Per entry point: per-session values only for the direct entry, the worker's own only for it.
+	for name, entry := range map[string]string{"SESSION_ID": DirectEntry, "LIVEKIT_AGENT_NAME": WorkerEntry, "ECS_AGENT_URI": WorkerEntry, "LIVEKIT_URL": ""} {
+		if v, ok := s[name]; !ok || v.Entry != entry {
+			t.Errorf("%s: entry %q, want %q (%+v)", name, v.Entry, entry, v)
+		}
+	}
+}
+
+// TestAgentTaskIgnoresWorkerOnlyRequirements: a variable only the worker entry requires is not
+// demanded from the direct entry's task definition (and the same row for both entries would be).
+func TestAgentTaskIgnoresWorkerOnlyRequirements(t *testing.T) {
+	tpl := loadTemplate(t)
+	schema := AgentSchema{}
+	for k, v := range loadSchema(t) {
+		schema[k] = v
+	}
+	schema["POOL_ONLY_SETTING"] = AgentVariable{Entry: WorkerEntry, Required: true}
+	if found := CheckAgentTask(tpl, schema); len(found) > 0 {
+		t.Errorf("worker-only requirement demanded from the direct task: %v", found)
+	}
+	schema["POOL_ONLY_SETTING"] = AgentVariable{Required: true}
+	if found := strings.Join(CheckAgentTask(tpl, schema), "\n"); !strings.Contains(found, "the agent requires POOL_ONLY_SETTING") {
+		t.Errorf("a requirement of both entries was not demanded: %q", found)
+	}
 }
