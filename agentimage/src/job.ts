@@ -67,7 +67,13 @@ async function serve(ctx: JobContext): Promise<JobResult> {
   // The job runner replaced the framework's logger when the job started: ours again.
   installFrameworkLogger(logger);
   logger.info(
-    { event: 'job_started', job_id: ctx.job.id, category_id: dispatched.categoryId, replacement: dispatched.replacement },
+    {
+      event: 'job_started',
+      job_id: ctx.job.id,
+      category_id: dispatched.categoryId,
+      replacement: dispatched.replacement,
+      max_duration_s: dispatched.maxDurationSeconds ?? cfg.maxDurationSeconds,
+    },
     'job started',
   );
 
@@ -94,7 +100,8 @@ async function serve(ctx: JobContext): Promise<JobResult> {
   if (stopRequests.requested) return stopBeforeStart(cfg, dispatched.roomName, stopRequests.requested);
 
   const result: SessionResult = await runSession({
-    cfg,
+    // The session's own maximum (daily minutes left) wins over the worker's configured one.
+    cfg: dispatched.maxDurationSeconds ? { ...cfg, maxDurationSeconds: dispatched.maxDurationSeconds } : cfg,
     target: dispatched,
     category,
     logger,

@@ -432,6 +432,17 @@ describe('pool worker', () => {
     assertCleanLogs(w.proc, s.sessionId);
   });
 
+  test("the dispatch's max_duration_seconds (the student's minutes left) ends the session, not the worker's own", async () => {
+    const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, { AGENT_MAX_DURATION_SECONDS: '3600' });
+    const s = await createSession();
+    await dispatch(w, s.roomName, { session_id: s.sessionId, category_id: CATEGORY.category_id, max_duration_seconds: 3 });
+    assert.equal(await w.proc.waitForExit(), 0, w.proc.tail());
+    assert.equal(w.proc.find((l) => l.event === 'job_started')?.max_duration_s, 3);
+    assert.equal(w.proc.find((l) => l.event === 'session_ending')?.reason, 'max_duration');
+    assert.equal(await roomExists(s.roomName), false);
+    assertCleanLogs(w.proc, s.sessionId);
+  });
+
   test('unknown category in the dispatch: exit 3, the room is left to the backend', async () => {
     const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`);
     const s = await createSession();

@@ -166,6 +166,12 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"CORS_ALLOWED_ORIGINS":       r.PlaygroundURL,
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 	}
+	// The cost guards are off locally unless asked for: STUDENT_DAILY_SESSION_LIMIT=1 make dev.
+	for _, k := range []string{"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
 	getenv := func(k string) string { return env[k] }
 	// The functions' metrics, as the Lambdas would print them (EMF lines), in their own file.
 	metricsLog, err := os.OpenFile(filepath.Join(o.LogDir, "metrics.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

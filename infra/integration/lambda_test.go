@@ -145,7 +145,7 @@ func TestSweeperLambdaUnderRIE(t *testing.T) {
 	id := newSessionID()
 	s := sessions.Session{SessionID: id, UserID: st.sub, CategoryID: "c", CategoryName: "c", Mode: sessions.ModeVideo,
 		RoomName: sessions.RoomName(id), Status: sessions.StatusActive, CreatedAt: time.Now().UTC().Add(-5 * time.Minute)}
-	if err := sessionStore().Create(context.Background(), s, time.Hour); err != nil {
+	if _, err := sessionStore().Create(context.Background(), s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

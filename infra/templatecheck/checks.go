@@ -35,7 +35,7 @@ var Checks = map[string]Check{
 	"functions (arm64 provided.al2023 bootstrap, makefile build, own role)": ignoreSchema(CheckFunctions),
 	"function environments (shared/config)":                                 ignoreSchema(CheckEnvironment),
 	"agent task (agentimage VARIABLES, secrets, roles)":                     CheckAgentTask,
-	"duration bounds (shared/config and the agent)":                         CheckDurations,
+	"duration and limit bounds (shared/config and the agent)":               CheckDurations,
 	"Fargate CPU/memory rules":                                              ignoreSchema(CheckFargateRules),
 	"tables (shared/dynamotables)":                                          ignoreSchema(CheckTables),
 	"retained resources":                                                    ignoreSchema(CheckRetention),
@@ -45,6 +45,7 @@ var Checks = map[string]Check{
 	"no secret values in parameters":                                        ignoreSchema(CheckParameters),
 	"logging":                                                               ignoreSchema(CheckLogging),
 	"HTTP API routes (httpapi.Routes) and schedule":                         ignoreSchema(CheckAPI),
+	"route throttling (create-room tighter, the webhook its own)":           ignoreSchema(CheckThrottling),
 	"agent task failure rule and the alarm topic's policy":                  ignoreSchema(CheckAgentTaskRule),
 	"outputs": ignoreSchema(CheckOutputs),
 	"API timeout holds the time budget (service.TimeBudget)": ignoreSchema(CheckTimeBudget),
@@ -595,6 +596,63 @@ func CheckAPI(t *Template) []string {
 	}
 	if !scheduled {
 		p.add("SweeperFunction: needs a schedule rule %s targeting it", SweeperSchedule)
+	}
+	return p
+}
+
+// CheckThrottling checks the HTTP API stage's throttling: a default for every route, and per route
+// (Routes' Throttle) settings of its own, from parameters: the create-room routes' defaults below the
+// stage's, the webhook's its own. Route settings for routes that do not exist are refused (a typo
+// would leave the route at the default).
+func CheckThrottling(t *Template) []string {
+	var p problems
+	stages := t.ResourcesOfType("AWS::ApiGatewayV2::Stage")
+	if len(stages) != 1 {
+		return []string{fmt.Sprintf("want exactly one AWS::ApiGatewayV2::Stage, found %d", len(stages))}
+	}
+	stage := stages[0]
+	// limits reads a settings block's rate and burst: both must be parameters with a default.
+	limits := func(where string, settings any) (rate, burst float64, ok bool) {
+		ok = true
+		for _, k := range []string{"ThrottlingRateLimit", "ThrottlingBurstLimit"} {
+			name, isRef := refTarget(asMap(settings)[k])
+			def, isNum := num(t.Parameters()[name]["Default"])
+			if !isRef || !isNum {
+				p.add("%s: %s must be !Ref to a Number parameter with a default", where, k)
+				ok = false
+			}
+			if k == "ThrottlingRateLimit" {
+				rate = def
+			} else {
+				burst = def
+			}
+		}
+		return rate, burst, ok
+	}
+	defRate, defBurst, defOK := limits(stage.ID+" DefaultRouteSettings", stage.Props()["DefaultRouteSettings"])
+	perRoute := asMap(stage.Props()["RouteSettings"])
+	known := map[string]bool{}
+	for _, rt := range Routes {
+		key := rt.Method + " " + rt.Path
+		known[key] = true
+		settings, has := perRoute[key]
+		switch {
+		case rt.Throttle == ThrottleDefault:
+			continue
+		case !has:
+			p.add("%s: route %s needs its own RouteSettings (throttling)", stage.ID, key)
+			continue
+		}
+		rate, burst, ok := limits(stage.ID+" RouteSettings "+key, settings)
+		if ok && defOK && rt.Throttle == ThrottleTighter && (rate >= defRate || burst >= defBurst) {
+			p.add("%s: route %s is throttled at %v/s burst %v by default, not below the stage default %v/s burst %v",
+				stage.ID, key, rate, burst, defRate, defBurst)
+		}
+	}
+	for _, key := range sortedKeys(perRoute) {
+		if !known[key] {
+			p.add("%s: RouteSettings for %s, which is not a route of the API", stage.ID, key)
+		}
 	}
 	return p
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 
 	"counselvideo/shared/agents"
 	"counselvideo/shared/config"
@@ -29,17 +30,41 @@ var Functions = map[string]config.Function{
 type Route struct {
 	Function, Method, Path string
 	Authorized             bool // Cognito JWT authorizer on the route
+	Throttle               Throttle
 }
 
+// Throttle is what a route's own throttling on the stage must be.
+type Throttle int
+
+const (
+	// ThrottleDefault: the stage's default route settings apply.
+	ThrottleDefault Throttle = iota
+	// ThrottleTighter: its own settings, below the default (each create-room can start a task).
+	ThrottleTighter
+	// ThrottleOwn: its own settings, so student traffic and changes of the default never set them (the
+	// LiveKit webhook).
+	ThrottleOwn
+)
+
 // Routes are the HTTP API's routes: the student API's own route table (all behind the Cognito
-// authorizer) and the LiveKit webhook (no authorizer).
+// authorizer; the create-room routes throttled tighter) and the LiveKit webhook (no authorizer, its
+// own throttling).
 var Routes = func() []Route {
 	var out []Route
 	for _, r := range httpapi.Routes() {
-		out = append(out, Route{"ApiFunction", r.Method, r.Path, true})
+		throttle := ThrottleDefault
+		if slices.Contains(httpapi.CreateRoomRoutes(), r) {
+			throttle = ThrottleTighter
+		}
+		out = append(out, Route{"ApiFunction", r.Method, r.Path, true, throttle})
 	}
-	return append(out, Route{"WebhookFunction", "POST", "/livekit/webhook", false})
+	return append(out, Route{"WebhookFunction", "POST", "/livekit/webhook", false, ThrottleOwn})
 }()
+
+// PassedToAgent maps the API's variables whose value the launcher hands to the agent per session
+// (agents.Session.Env) to the agent's variable: the session's maximum duration, which the student's
+// daily minutes can only shorten.
+var PassedToAgent = map[string]string{"SESSION_MAX_DURATION_SECONDS": "AGENT_MAX_DURATION_SECONDS"}
 
 // SweeperSchedule is the sweeper's schedule expression.
 const SweeperSchedule = "rate(1 minute)"

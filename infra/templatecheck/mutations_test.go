@@ -150,13 +150,13 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 
 		{"session limit above what the agent accepts", func(t *testing.T, tpl *Template) {
 			param(t, tpl, "SessionMaxDurationSeconds")["MaxValue"] = 604800.0
-		}, CheckDurations, "the agent accepts AGENT_MAX_DURATION_SECONDS only as whole seconds from 1 to 86400"},
+		}, CheckDurations, "reaches the agent per session as AGENT_MAX_DURATION_SECONDS, which the agent accepts only as whole seconds from 1 to 86400"},
 		{"join timeout above what shared/config accepts", func(t *testing.T, tpl *Template) {
 			param(t, tpl, "AgentJoinTimeoutSeconds")["MaxValue"] = 700000.0
 		}, CheckDurations, "AGENT_JOIN_TIMEOUT_SECONDS=700000 is refused by config.Load"},
 		{"unbounded duration", func(t *testing.T, tpl *Template) {
 			delete(param(t, tpl, "StudentTokenTtlSeconds"), "MaxValue")
-		}, CheckDurations, "StudentTokenTtlSeconds: a duration needs MinValue and MaxValue"},
+		}, CheckDurations, "StudentTokenTtlSeconds: a duration or limit needs MinValue and MaxValue"},
 
 		{"rule allows a pair Fargate refuses", func(t *testing.T, tpl *Template) {
 			a := asMap(list(rule(t, tpl, "FargateMemoryFor512Cpu")["Assertions"])[0])
@@ -297,6 +297,24 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			props(t, tpl, "SweeperFunctionEveryMinute")["ScheduleExpression"] = "rate(1 hour)"
 		}, ignoreSchema(CheckAPI), "schedule"},
 
+		{"legacy create-room route left at the default throttling", func(t *testing.T, tpl *Template) {
+			delete(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"]), "POST /api/video/create-room")
+		}, ignoreSchema(CheckThrottling), "route POST /api/video/create-room needs its own RouteSettings"},
+		{"create-room throttled looser than the default", func(t *testing.T, tpl *Template) {
+			param(t, tpl, "CreateRoomThrottlingBurstLimit")["Default"] = 100.0
+		}, ignoreSchema(CheckThrottling), "route POST /api/v1/video/create-room is throttled at 10/s burst 100 by default, not below the stage default 50/s burst 100"},
+		{"create-room throttling a literal", func(t *testing.T, tpl *Template) {
+			asMap(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"])["POST /api/v1/video/create-room"])["ThrottlingRateLimit"] = 5.0
+		}, ignoreSchema(CheckThrottling), "RouteSettings POST /api/v1/video/create-room: ThrottlingRateLimit must be !Ref"},
+		{"webhook sharing the default throttling", func(t *testing.T, tpl *Template) {
+			delete(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"]), "POST /livekit/webhook")
+		}, ignoreSchema(CheckThrottling), "route POST /livekit/webhook needs its own RouteSettings"},
+		{"route settings for a route that does not exist", func(t *testing.T, tpl *Template) {
+			asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"])["POST /api/v1/video/createroom"] = map[string]any{}
+		}, ignoreSchema(CheckThrottling), "RouteSettings for POST /api/v1/video/createroom, which is not a route"},
+		{"daily limit above what shared/config accepts", func(t *testing.T, tpl *Template) {
+			param(t, tpl, "StudentDailyMinutesLimit")["MaxValue"] = 2000.0
+		}, CheckDurations, "STUDENT_DAILY_MINUTES_LIMIT=2000 is refused by config.Load"},
 		{"Lambda filtering out the metric lines", func(t *testing.T, tpl *Template) {
 			asMap(props(t, tpl, "ApiFunction")["LoggingConfig"])["ApplicationLogLevel"] = "WARN"
 		}, ignoreSchema(CheckLogging), "ApiFunction: LoggingConfig.ApplicationLogLevel is \"WARN\""},

@@ -133,12 +133,18 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 		MintToken: func(room, identity, name string, ttl time.Duration) (string, error) {
 			return rooms.StudentToken(lk.APIKey, lk.APISecret, room, identity, name, ttl)
 		},
-		PublicURL: lk.PublicURL,
-		TokenTTL:  cfg.StudentTokenTTL,
-		LockTTL:   cfg.SessionMaxDuration + 10*time.Minute,
-		Log:       deps.Log,
-		Metrics:   deps.Metrics,
-		NewID:     uuid.NewString,
+		PublicURL:   lk.PublicURL,
+		TokenTTL:    cfg.StudentTokenTTL,
+		LockTTL:     cfg.SessionMaxDuration + 10*time.Minute,
+		MaxDuration: cfg.SessionMaxDuration,
+		Limits: sessions.Limits{
+			DailySessions:   cfg.Limits.StudentDailySessions,
+			DailyMinutes:    cfg.Limits.StudentDailyMinutes,
+			MaxOpenSessions: cfg.Limits.MaxOpenSessions,
+		},
+		Metrics: deps.Metrics,
+		Log:     deps.Log,
+		NewID:   uuid.NewString,
 	}, nil
 }
 

@@ -45,11 +45,23 @@ type Config struct {
 	// SessionMaxDuration ends sessions that run too long (sweeper) and bounds the active-session lock.
 	SessionMaxDuration time.Duration
 	// AgentJoinTimeout fails sessions whose agent never joined (sweeper).
-	AgentJoinTimeout   time.Duration
+	AgentJoinTimeout time.Duration
+	// Limits are create-room's cost guards (API).
+	Limits             Limits
 	CORSAllowedOrigins []string
 	LogLevel           string
 	// StackName is the deployment's name: the Stack dimension of every metric (shared/metrics).
 	StackName string
+}
+
+// Limits are the cost guards create-room enforces; 0 means unlimited.
+type Limits struct {
+	// StudentDailySessions and StudentDailyMinutes bound a student's sessions and session minutes
+	// per rolling day (STUDENT_DAILY_SESSION_LIMIT, STUDENT_DAILY_MINUTES_LIMIT).
+	StudentDailySessions int
+	StudentDailyMinutes  int
+	// MaxOpenSessions bounds the open sessions of all students together (MAX_OPEN_SESSIONS).
+	MaxOpenSessions int
 }
 
 type LiveKit struct {
@@ -104,6 +116,14 @@ var stackNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
 // maxSeconds bounds every duration variable (one week), far from time.Duration overflow.
 const maxSeconds = 7 * 24 * 3600
 
+// Bounds of the limits. A student's usage item holds one entry per session of the day, so the
+// session limit stays far below DynamoDB's item size; a day has 1,440 minutes.
+const (
+	MaxStudentDailySessions = 1000
+	MaxStudentDailyMinutes  = 24 * 60
+	MaxOpenSessionsLimit    = 100000
+)
+
 // Load reads the variables fn needs through getenv (os.Getenv in production).
 func Load(fn Function, getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
@@ -132,6 +152,11 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		c.Cognito = r.cognito()
 		c.StudentTokenTTL = r.seconds("STUDENT_TOKEN_TTL_SECONDS", DefaultStudentTokenTTL)
 		c.CORSAllowedOrigins = r.list("CORS_ALLOWED_ORIGINS")
+		c.Limits = Limits{
+			StudentDailySessions: r.count("STUDENT_DAILY_SESSION_LIMIT", MaxStudentDailySessions),
+			StudentDailyMinutes:  r.count("STUDENT_DAILY_MINUTES_LIMIT", MaxStudentDailyMinutes),
+			MaxOpenSessions:      r.count("MAX_OPEN_SESSIONS", MaxOpenSessionsLimit),
+		}
 		switch c.Agent.Launcher {
 		case LauncherECS:
 			c.Agent.ECS = r.ecs()
@@ -237,6 +262,20 @@ func (r *reader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(n) * time.Second
+}
+
+// count reads a whole number from 0 (also when unset: unlimited) to max.
+func (r *reader) count(name string, max int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		r.problem(fmt.Sprintf("%s must be a whole number between 0 (unlimited) and %d", name, max))
+		return 0
+	}
+	return n
 }
 
 func (r *reader) list(name string) []string {

@@ -89,7 +89,7 @@ var (
 	SweepErrors = Definition{"SweepErrors", Count, stackOnly,
 		"failures in a sweeper run (sessions it could not check or clean up, cursor or listing errors); the run itself still succeeds"}
 	SessionsStuckOpen = Definition{"SessionsStuckOpen", Count, stackOnly,
-		"open sessions a sweeper run found more than StuckAfter past the maximum duration (earlier runs failed to close them)"}
+		"open sessions a sweeper run found StuckAfter past the moment it ends a session for its length (earlier runs failed to close them)"}
 )
 
 // Catalog is every metric the Go functions emit, in README order.

@@ -73,7 +73,11 @@ type Service struct {
 	TokenTTL time.Duration
 	// LockTTL bounds how long a crashed setup can block a student's next session.
 	LockTTL time.Duration
-	Log     *slog.Logger
+	// MaxDuration is a session's maximum before the student's daily minutes cut it.
+	MaxDuration time.Duration
+	// Limits are the cost guards checked with the session's birth (sessions.Limits; 0 = unlimited).
+	Limits sessions.Limits
+	Log    *slog.Logger
 	// Metrics records the sessions' lifecycle (nil: none).
 	Metrics *metrics.Recorder
 	Now     func() time.Time
@@ -91,6 +95,8 @@ type Created struct {
 	ExpiresAt   time.Time `json:"token_expires_at"`
 	// Resumed is true when the student already had an open session and gets a fresh token for it.
 	Resumed bool `json:"resumed"`
+	// MaxDurationSeconds is how long the session may last (the daily minutes left may cut it).
+	MaxDurationSeconds int64 `json:"max_duration_seconds"`
 }
 
 func (s *Service) now() time.Time {
@@ -133,7 +139,8 @@ func (s *Service) CreateRoom(ctx context.Context, student auth.Student, category
 }
 
 // start writes a new session and sets it up: record and room, then the agent, then the record of
-// both. It returns *sessions.ActiveSessionError when the student already has an open session.
+// both. It returns *sessions.ActiveSessionError when the student already has an open session, and the
+// store's refusals under the limits (*sessions.StudentLimitError, *sessions.CapacityError) as they are.
 func (s *Service) start(ctx context.Context, student auth.Student, cat categories.Category) (Created, error) {
 	newID := s.NewID
 	if newID == nil {
@@ -160,7 +167,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		defer close(roomDone)
 		roomSID, roomErr = s.Rooms.CreateRoom(ctx, sess.RoomName, rooms.Metadata{SessionID: sess.SessionID, CategoryID: cat.ID})
 	}()
-	createErr := s.Sessions.Create(ctx, sess, s.LockTTL)
+	created, createErr := s.Sessions.Create(ctx, sess, sessions.Admission{LockTTL: s.LockTTL, MaxDuration: s.MaxDuration, Limits: s.Limits})
 	<-roomDone
 	if createErr != nil {
 		if roomErr == nil {
@@ -168,12 +175,13 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		}
 		return Created{}, createErr
 	}
+	sess = created
 	s.Metrics.SessionCreated(sess.SessionID)
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
 	if roomErr != nil {
 		return Created{}, s.fail(ctx, sess, "", "room creation failed", metrics.ReasonRoomCreationFailed, roomErr)
 	}
-	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID})
+	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID, MaxDuration: sess.MaxDuration()})
 	if err != nil {
 		return Created{}, s.fail(ctx, sess, "", "agent launch failed", metrics.ReasonAgentLaunchFailed, err)
 	}
@@ -186,10 +194,11 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 	if err != nil {
 		return Created{}, s.fail(ctx, sess, taskID, "session update failed", metrics.ReasonSessionUpdateFailed, err)
 	}
-	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
+	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID,
+		"category_id", cat.ID, "max_duration_seconds", sess.MaxDurationSeconds)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sessions.StatusStarting), ExpiresAt: expires,
+		Status: string(sessions.StatusStarting), ExpiresAt: expires, MaxDurationSeconds: sess.MaxDurationSeconds,
 	}, nil
 }
 
@@ -224,7 +233,7 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 	s.Metrics.SessionResumed(sess.SessionID)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sess.Status), ExpiresAt: expires, Resumed: true,
+		Status: string(sess.Status), ExpiresAt: expires, Resumed: true, MaxDurationSeconds: s.maxDurationOf(sess),
 	}, nil
 }
 
@@ -248,6 +257,15 @@ func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions
 	if err := s.Agents.Stop(ctx, sess.AgentTaskID, "session "+sess.SessionID+": "+ReasonRoomGone); err != nil {
 		log.Error("stop agent of a closed session failed", "agent_task_id", sess.AgentTaskID, "error", err.Error())
 	}
+}
+
+// maxDurationOf is a session's own maximum; one recorded before sessions had their own has the
+// configured one (what the sweeper applies to it).
+func (s *Service) maxDurationOf(sess sessions.Session) int64 {
+	if sess.MaxDurationSeconds > 0 {
+		return sess.MaxDurationSeconds
+	}
+	return int64(s.MaxDuration / time.Second)
 }
 
 func (s *Service) token(room string, student auth.Student) (string, time.Time, error) {

@@ -35,9 +35,14 @@ const (
 	DefaultStopMargin = 10 * time.Second
 	// maxFailuresReported bounds the failures listed in a report (all are counted and logged).
 	maxFailuresReported = 20
-	// StuckAfter: an open session this long past MaxDuration is stuck (SessionsStuckOpen). Every run
-	// (each minute) closes sessions over the limit, so one still open this late was not closed by
-	// several runs in a row.
+	// GoodbyeGrace is how long past a session's maximum the sweeper waits before it ends the session
+	// itself. The agent ends it at that maximum, counted from its own join: it says a goodbye (waiting
+	// up to 10 s for it, agentimage GOODBYE_MAX_WAIT_MS), closes the conversation (up to 10 s) and
+	// deletes the room. The sweeper's cut is for an agent that did not, and must never come first.
+	GoodbyeGrace = 30 * time.Second
+	// StuckAfter: an open session this long past the moment the sweeper ends it for its length
+	// (lengthDeadline) is stuck (SessionsStuckOpen). Every run (each minute) closes sessions over
+	// their limit, so one still open this late was not closed by several runs in a row.
 	StuckAfter = 5 * time.Minute
 )
 
@@ -64,7 +69,8 @@ type Sweeper struct {
 	Log      *slog.Logger
 	// Metrics records each run and each session it closes (nil: none).
 	Metrics *metrics.Recorder
-	// MaxDuration ends sessions older than this (counted from creation).
+	// MaxDuration ends sessions that ran longer, for sessions recorded without their own maximum
+	// (see lengthDeadline).
 	MaxDuration time.Duration
 	// AgentJoinTimeout fails sessions whose agent has not joined this long after creation.
 	AgentJoinTimeout time.Duration
@@ -102,7 +108,7 @@ type Report struct {
 	// Errors counts every failure; Failures lists the first maxFailuresReported of them.
 	Errors   int       `json:"errors"`
 	Failures []Failure `json:"failures"`
-	// Stuck counts the sessions examined that were open StuckAfter past MaxDuration.
+	// Stuck counts the sessions examined that were open StuckAfter past their length deadline.
 	Stuck int `json:"stuck"`
 	// Resumed: the run started where an earlier one stopped. Complete: it reached the end of the
 	// open sessions (the next run starts from the oldest again); otherwise Cursor is where the next
@@ -209,7 +215,7 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 			for j := range jobs {
 				c, err := s.sweep(workCtx, j.sess, now)
 				mu.Lock()
-				if s.MaxDuration > 0 && now.Sub(j.sess.CreatedAt) >= s.MaxDuration+StuckAfter {
+				if deadline, _, ok := s.lengthDeadline(j.sess); ok && !now.Before(deadline.Add(StuckAfter)) {
 					rep.Stuck++
 				}
 				if err != nil {
@@ -285,8 +291,8 @@ hand:
 func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Time) (*Closed, error) {
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID, "user_id", sess.UserID)
 	age := now.Sub(sess.CreatedAt)
-	if s.MaxDuration > 0 && age >= s.MaxDuration {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), metrics.ReasonMaxDuration, now)
+	if deadline, limit, ok := s.lengthDeadline(sess); ok && !now.Before(deadline) {
+		return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(limit), metrics.ReasonMaxDuration, now)
 	}
 	people, err := s.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {
@@ -303,6 +309,26 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), metrics.ReasonAgentJoinTimeout, now)
 	}
 	return nil, nil
+}
+
+// lengthDeadline is when the sweeper ends a session for its length, and the maximum it applies: the
+// session's own (cut by the student's daily minutes), else MaxDuration; ok is false without either.
+// The agent counts the maximum from its join, so the sweeper does too, plus GoodbyeGrace: from the
+// recorded agent join, or, while none is recorded, from the latest the agent can have joined
+// (AgentJoinTimeout after creation; a session whose agent is absent by then is failed instead).
+func (s *Sweeper) lengthDeadline(sess sessions.Session) (deadline time.Time, limit time.Duration, ok bool) {
+	limit = sess.MaxDuration()
+	if limit <= 0 {
+		limit = s.MaxDuration
+	}
+	if limit <= 0 {
+		return time.Time{}, 0, false
+	}
+	agentJoined := sess.AgentJoinedAt
+	if agentJoined.IsZero() {
+		agentJoined = sess.CreatedAt.Add(max(s.AgentJoinTimeout, 0))
+	}
+	return agentJoined.Add(limit + GoodbyeGrace), limit, true
 }
 
 // close records the end first (so the reason is ours, not the room_finished our delete triggers), then
