@@ -139,14 +139,7 @@ func TestMetricsCheckDetectsBrokenTemplates(t *testing.T) {
 			fnEnv(t, tpl, "WebhookFunction")["STACK_NAME"] = "counselvideo"
 		}, "WebhookFunction: STACK_NAME must be !Ref AWS::StackName"},
 		{"agent task not given the stack name", func(t *testing.T, tpl *Template) {
-			c := agentContainerDef(t, tpl)
-			var kept []any
-			for _, e := range list(c["Environment"]) {
-				if str(asMap(e)["Name"]) != "STACK_NAME" {
-					kept = append(kept, e)
-				}
-			}
-			c["Environment"] = kept
+			dropAgentEnv(t, tpl, "STACK_NAME")
 		}, "the agent's STACK_NAME must be !Ref AWS::StackName"},
 		{"dashboard on an agent exit reason the agent never writes", func(t *testing.T, tpl *Template) {
 			dashboardBody(t, tpl, `"ExitReason", "avatar_timeout"`, `"ExitReason", "avatar_late"`)

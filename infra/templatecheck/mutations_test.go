@@ -38,6 +38,18 @@ func agentContainerDef(t *testing.T, tpl *Template) map[string]any {
 	return asMap(list(props(t, tpl, "AgentTaskDefinition")["ContainerDefinitions"])[0])
 }
 
+// dropAgentEnv removes a variable from the agent container's environment.
+func dropAgentEnv(t *testing.T, tpl *Template, name string) {
+	c := agentContainerDef(t, tpl)
+	var kept []any
+	for _, e := range list(c["Environment"]) {
+		if str(asMap(e)["Name"]) != name {
+			kept = append(kept, e)
+		}
+	}
+	c["Environment"] = kept
+}
+
 // policyStatements returns the statement list of a role's inline policy.
 func policyStatements(t *testing.T, tpl *Template, role, policy string) []any {
 	t.Helper()
@@ -115,14 +127,7 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			c["Environment"] = append(list(c["Environment"]), map[string]any{"Name": "AGENT_MAX_DURATION", "Value": "60"})
 		}, CheckAgentTask, "AGENT_MAX_DURATION is set but the agent's VARIABLES"},
 		{"agent required variable missing", func(t *testing.T, tpl *Template) {
-			c := agentContainerDef(t, tpl)
-			var kept []any
-			for _, e := range list(c["Environment"]) {
-				if str(asMap(e)["Name"]) != "BEY_AVATAR_ID" {
-					kept = append(kept, e)
-				}
-			}
-			c["Environment"] = kept
+			dropAgentEnv(t, tpl, "BEY_AVATAR_ID")
 		}, CheckAgentTask, "the agent requires BEY_AVATAR_ID"},
 		{"agent secret as plain environment", func(t *testing.T, tpl *Template) {
 			c := agentContainerDef(t, tpl)
