@@ -43,7 +43,10 @@ func TestMetricsOfARun(t *testing.T) {
 	mem := sessions.NewMemoryStore()
 	lk := &fakeRooms{people: map[string][]rooms.Participant{}}
 	student, agent := rooms.Participant{Identity: "u"}, rooms.Participant{Identity: "agent-x", IsAgent: true}
-	withAgent := func(s sessions.Session) sessions.Session { s.AgentJoinedAt = s.CreatedAt.Add(20 * time.Second); return s }
+	withAgent := func(s sessions.Session) sessions.Session {
+		s.AgentJoinedAt = s.CreatedAt.Add(20 * time.Second)
+		return s
+	}
 	for _, s := range []sessions.Session{
 		withAgent(open("long", 61*time.Minute, sessions.StatusActive)),  // past its maximum (from the agent's join): ended
 		withAgent(open("stuck", 70*time.Minute, sessions.StatusActive)), // long past it, but its End fails
