@@ -16,6 +16,7 @@ import { AvatarWatch } from './avatar-watch.js';
 import type { Category } from './categories.js';
 import type { RuntimeConfig } from './config.js';
 import type { Logger } from './logger.js';
+import type { AgentMetrics } from './metrics.js';
 import { ResilientRealtimeModel } from './realtime-retry.js';
 import { deleteSessionRoom } from './room-cleanup.js';
 import { matchCrisisPhrase } from './crisis-phrases.js';
@@ -39,7 +40,7 @@ export type EndReason =
   | 'avatar_timeout'
   | 'startup_failed';
 
-const EXIT_CODE: Record<EndReason, number> = {
+export const EXIT_CODE: Record<EndReason, number> = {
   student_left: 0,
   room_closed: 0,
   max_duration: 0,
@@ -177,6 +178,8 @@ export interface RunOptions {
   onStopRequest: (fn: (signal: string) => void) => void;
   /** The entry point wires uncaught exceptions to this: the session ends cleanly (room deleted), exit 1. */
   onFatal: (fn: (err: unknown) => void) => void;
+  /** The session's metric events (join, avatar, Realtime); the entry point records the exit. */
+  metrics?: AgentMetrics;
 }
 
 export interface SessionResult {
@@ -199,6 +202,7 @@ export async function runSession({
   earlyAvatarNoShowSeconds = 0,
   onStopRequest,
   onFatal,
+  metrics,
 }: RunOptions): Promise<SessionResult> {
   const startedAt = performance.now();
   const endSignal = new EndSignal();
@@ -217,11 +221,17 @@ export async function runSession({
     logger,
     onGone: (detail) => endSignal.end('student_left', detail),
   });
+  let avatarRequestedAt = 0;
   const avatarWatch = new AvatarWatch(room, {
     identity: AVATAR_IDENTITY,
     timeoutMs: cfg.avatarJoinTimeoutSeconds * 1000,
     logger,
     onTimeout: (detail) => endSignal.end('avatar_timeout', detail),
+    // Its first readiness only: one that left and came back is no join latency.
+    onReady: () => {
+      if (avatarRequestedAt > 0) void metrics?.avatarReady(performance.now() - avatarRequestedAt);
+      avatarRequestedAt = 0;
+    },
   });
 
   const limit = new SessionLimit({
@@ -301,17 +311,20 @@ export async function runSession({
       throw new Ended();
     }
     joined = true;
+    const processToJoinedMs = Math.round(process.uptime() * 1000);
+    const sessionToJoinedMs = Math.round(performance.now() - startedAt);
     logger.info(
       {
         event: 'agent_joined',
         identity: agentIdentity(target.sessionId),
         replacement: target.replacement === true,
-        start_to_joined_ms: Math.round(process.uptime() * 1000),
-        session_to_joined_ms: Math.round(performance.now() - startedAt),
+        start_to_joined_ms: processToJoinedMs,
+        session_to_joined_ms: sessionToJoinedMs,
         rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
       },
       'agent joined room',
     );
+    void metrics?.agentJoined({ processToJoinedMs, sessionToJoinedMs });
 
     // Not unref'd: these keep the process alive until they fire or cleanup clears them.
     limit.start();
@@ -336,6 +349,7 @@ export async function runSession({
         ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
         maxSessionDuration: cfg.realtimeSessionMaxSeconds * 1000,
         logger,
+        metrics,
       }),
     });
     session.on(voice.AgentSessionEventTypes.Close, (ev) => {
@@ -355,6 +369,8 @@ export async function runSession({
     session.on(voice.AgentSessionEventTypes.Error, (ev) => {
       const recoverable = (ev.error as { recoverable?: boolean } | undefined)?.recoverable;
       logger.warn({ recoverable, error: String((ev.error as { error?: unknown })?.error ?? ev.error) }, 'agent session error');
+      // Recoverable ones are the plugin's own reconnects (one at every maxSessionDuration): no failure.
+      if (recoverable === false) void metrics?.realtimeError();
     });
 
     const avatar = new bey.AvatarSession({
@@ -363,6 +379,7 @@ export async function runSession({
       ...(cfg.beyApiUrl ? { apiUrl: cfg.beyApiUrl } : {}),
     });
     const startAvatar = async (early: boolean) => {
+      avatarRequestedAt = performance.now();
       try {
         await until(
           avatar.start(session!, room, {

@@ -16,6 +16,8 @@ export interface AvatarWatchOptions {
   timeoutMs: number;
   logger: Logger;
   onTimeout: (detail: { waiting_for: AvatarWait; had_joined: boolean }) => void;
+  /** The avatar published video (again, after leaving: each time). */
+  onReady?: () => void;
 }
 
 export class AvatarWatch {
@@ -58,7 +60,10 @@ export class AvatarWatch {
       const { logger } = this.opts;
       if (next === 'absent') logger.warn({ event: 'avatar_left' }, 'avatar left the room');
       else if (this.state === 'absent') logger.info({ event: 'avatar_joined', identity: this.opts.identity }, 'avatar joined');
-      if (next === 'ready') logger.info({ event: 'avatar_ready' }, 'avatar publishes video');
+      if (next === 'ready') {
+        logger.info({ event: 'avatar_ready' }, 'avatar publishes video');
+        this.opts.onReady?.();
+      }
       if (next !== 'absent') this.hadJoined = true;
       this.state = next;
     }

@@ -33,6 +33,8 @@ export interface RuntimeConfig {
   wrapUpNoticeSeconds: number;
   /** Lifetime of one OpenAI Realtime connection before the plugin reconnects (OpenAI caps it at 60 min). */
   realtimeSessionMaxSeconds: number;
+  /** STACK_NAME: the Stack (and Pool) dimension of the agent's metrics, as for the Go functions. */
+  stackName: string;
 }
 
 /** The direct (cold path) entry: one process started for one session. */
@@ -122,6 +124,8 @@ export const VARIABLES = {
   AGENT_REALTIME_SESSION_MAX_SECONDS: { default: 1200, seconds: true, maxSeconds: MAX_REALTIME_SESSION_SECONDS },
   // Read by the logger before the configuration (an unknown level means info).
   LOG_LEVEL: { default: 'info' },
+  // The deployment's name: the Stack dimension of the metrics (the Pool dimension of the pool's).
+  STACK_NAME: { default: 'local' },
   // Worker entry only.
   LIVEKIT_AGENT_NAME: { entry: 'worker', default: 'counselor' },
   AGENT_HEALTH_HOST: { entry: 'worker', default: '127.0.0.1' },
@@ -227,7 +231,17 @@ function runtimeConfig(v: SharedValues): RuntimeConfig {
     studentRejoinGraceSeconds: Number(v.AGENT_STUDENT_REJOIN_GRACE_SECONDS),
     wrapUpNoticeSeconds: Number(v.AGENT_WRAPUP_NOTICE_SECONDS),
     realtimeSessionMaxSeconds: Number(v.AGENT_REALTIME_SESSION_MAX_SECONDS),
+    stackName: v.STACK_NAME,
   };
+}
+
+/** A CloudFormation stack name (also a valid metric dimension value), as shared/config checks it. */
+export const STACK_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+
+function checkShared(cfg: RuntimeConfig, problems: Problems): void {
+  if (!STACK_NAME_PATTERN.test(cfg.stackName)) {
+    problems.invalid.push({ name: 'STACK_NAME', reason: 'a letter, then letters, digits and - (max 128)' });
+  }
 }
 
 function done<T>(cfg: T, { missing, invalid }: Problems): T {
@@ -251,6 +265,7 @@ export function loadConfig(env: Env): AgentConfig {
   if (cfg.sessionId && !SESSION_ID_PATTERN.test(cfg.sessionId)) {
     problems.invalid.push({ name: 'SESSION_ID', reason: 'only letters, digits, - and _ (max 128)' });
   }
+  checkShared(cfg, problems);
   return done(cfg, problems);
 }
 
@@ -269,6 +284,7 @@ export function loadWorkerConfig(env: Env): WorkerConfig {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.agentName)) {
     problems.invalid.push({ name: 'LIVEKIT_AGENT_NAME', reason: 'only letters, digits, ., - and _ (max 64)' });
   }
+  checkShared(cfg, problems);
   return done(cfg, problems);
 }
 

@@ -12,6 +12,7 @@ import { CategoryError, loadCategory, preparedClient } from './categories.js';
 import { loadWorkerConfig, secretValues, type RuntimeConfig } from './config.js';
 import { parseDispatch } from './dispatch.js';
 import { adoptRtcLogger, captureStdout, createLogger, installFrameworkLogger, type SessionFields } from './logger.js';
+import { AgentMetrics } from './metrics.js';
 import { logProcessEvents } from './processevents.js';
 import { endBeforeStart } from './room-cleanup.js';
 import { StopLatch } from './stop-latch.js';
@@ -66,7 +67,13 @@ async function serve(ctx: JobContext): Promise<JobResult> {
   // The job runner replaced the framework's logger when the job started: ours again.
   installFrameworkLogger(logger);
   logger.info(
-    { event: 'job_started', job_id: ctx.job.id, category_id: dispatched.categoryId, replacement: dispatched.replacement },
+    {
+      event: 'job_started',
+      job_id: ctx.job.id,
+      category_id: dispatched.categoryId,
+      replacement: dispatched.replacement,
+      max_duration_s: dispatched.maxDurationSeconds ?? cfg.maxDurationSeconds,
+    },
     'job started',
   );
 
@@ -93,13 +100,16 @@ async function serve(ctx: JobContext): Promise<JobResult> {
   if (stopRequests.requested) return stopBeforeStart(cfg, dispatched.roomName, stopRequests.requested);
 
   const result: SessionResult = await runSession({
-    cfg,
+    // The session's own maximum (daily minutes left) wins over the worker's configured one.
+    cfg: dispatched.maxDurationSeconds ? { ...cfg, maxDurationSeconds: dispatched.maxDurationSeconds } : cfg,
     target: dispatched,
     category,
     logger,
     room: ctx.room,
     connect: () => ctx.connect(),
     earlyAvatarNoShowSeconds: cfg.earlyAvatarNoShowSeconds,
+    // The worker records the exit (worker.ts); the session's own events are recorded here.
+    metrics: new AgentMetrics({ stack: cfg.stackName, source: 'pool', fields: () => ({ session_id: session.sessionId }) }),
     onStopRequest: (fn) => stopRequests.onStop(fn),
     onFatal: (fn) => {
       fatalHandler = fn;

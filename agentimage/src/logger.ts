@@ -140,6 +140,17 @@ function relayLine(logger: Logger, line: string): void {
   }
 }
 
+/** An embedded-metric-format line: a JSON object with `_aws` at its root. */
+function isMetricLine(line: string): boolean {
+  if (!line.startsWith('{') || !line.includes('"_aws"')) return false;
+  try {
+    const doc = JSON.parse(line) as Record<string, unknown>;
+    return typeof doc === 'object' && doc !== null && typeof doc._aws === 'object';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * In a job process the framework builds its own pino logger on process.stdout (the job runner
  * re-initialises it from the parent's options and again when the job starts), so its lines would
@@ -153,7 +164,11 @@ export function captureStdout(current: () => Logger): void {
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
     const target = current().child({ source: 'livekit-agents' });
-    for (const line of lines) relayLine(target, line);
+    for (const line of lines) {
+      // A metric line (src/metrics.ts) must stay a line of its own: CloudWatch extracts only a root `_aws`.
+      if (isMetricLine(line)) writeStdout(line + '\n');
+      else relayLine(target, line);
+    }
   };
   process.stdout.write = ((chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
     relay(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));

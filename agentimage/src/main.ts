@@ -3,6 +3,7 @@
 import { stopRequests } from './stop-requests.js'; // first: SIGTERM handling from the very start
 import { ConfigError, loadConfig, secretValues } from './config.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger } from './logger.js';
+import { AgentMetrics } from './metrics.js';
 import { logProcessEvents } from './processevents.js';
 import { withTimeout } from './timeouts.js';
 // The heavy modules (LiveKit Agents, the AWS SDK) are imported below, after the signal handlers are
@@ -32,6 +33,8 @@ async function main(): Promise<number> {
     throw err;
   }
 
+  const metrics = new AgentMetrics({ stack: cfg.stackName, source: 'cold', fields: () => ({ session_id: cfg.sessionId }) });
+
   logger.info(
     {
       event: 'agent_starting',
@@ -60,6 +63,7 @@ async function main(): Promise<number> {
       /* exiting anyway */
     }
     logger.info({ event: 'agent_exit', reason: result.reason, exit_code: result.exitCode }, 'agent exiting');
+    await metrics.exited(result.reason);
     return result.exitCode;
   };
   // A stop before the session runs (category loading, or right after) still ends it: room deleted.
@@ -83,10 +87,12 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof CategoryError) {
       logger.fatal({ event: 'config_error', category_id: cfg.categoryId }, err.message);
+      await metrics.exited('config_error');
       return 3;
     }
     if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
     logger.fatal({ event: 'categories_unavailable', error: String(err) }, 'could not read the categories table');
+    await metrics.exited('categories_unavailable');
     return 1;
   }
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
@@ -102,6 +108,7 @@ async function main(): Promise<number> {
       logger,
       room,
       connect: directConnect(cfg, target, room),
+      metrics,
       onStopRequest: (fn) => stopRequests.onStop(fn),
       onFatal: (fn) => {
         fatalHandler = fn;

@@ -19,6 +19,7 @@ import * as openai from '@livekit/agents-plugin-openai';
 import pRetry, { AbortError } from 'p-retry';
 import { WebSocket } from 'ws';
 import type { Logger } from './logger.js';
+import type { AgentMetrics } from './metrics.js';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
@@ -143,6 +144,7 @@ interface ConnectSettings {
   headers: Record<string, string>;
   policy: ConnectRetryPolicy;
   logger: Logger;
+  metrics?: AgentMetrics;
 }
 
 /**
@@ -176,6 +178,8 @@ export class LatestConsumerQueue<T> {
 class ResilientRealtimeSession extends openai.realtime.RealtimeSession {
   readonly resilience: ConnectSettings;
   readonly stopConnecting = new AbortController();
+  /** Connections opened so far: every one after the first is a reconnect. */
+  connections = 0;
 
   constructor(model: ResilientRealtimeModel, settings: ConnectSettings) {
     super(model);
@@ -197,17 +201,21 @@ class ResilientRealtimeSession extends openai.realtime.RealtimeSession {
 async function resilientCreateWsConn(this: ResilientRealtimeSession): Promise<WebSocket> {
   // The base constructor makes the first call, before this subclass's fields exist: let it finish.
   await Promise.resolve();
-  const { url, headers, policy, logger } = this.resilience;
+  const { url, headers, policy, logger, metrics } = this.resilience;
   const { signal } = this.stopConnecting;
   try {
-    return await connectWithRetry(() => openWebSocket(url, headers, policy.handshakeTimeoutMs), policy, {
+    const ws = await connectWithRetry(() => openWebSocket(url, headers, policy.handshakeTimeoutMs), policy, {
       signal,
-      onRetry: ({ attempt, minDelayMs, error }) =>
+      onRetry: ({ attempt, minDelayMs, error }) => {
         logger.warn(
           { event: 'realtime_connect_retry', attempt, max_attempts: policy.attempts, status: error.status, min_delay_ms: minDelayMs, error: error.message },
           'Realtime connection failed; retrying',
-        ),
+        );
+        void metrics?.realtimeConnectRetry();
+      },
     });
+    if (++this.connections > 1) void metrics?.realtimeReconnect();
+    return ws;
   } catch (err) {
     if (signal.aborted) throw err;
     const status = err instanceof RealtimeConnectError ? err.status : undefined;
@@ -237,8 +245,8 @@ Object.defineProperty(ResilientRealtimeSession.prototype, 'createWsConn', { valu
 export class ResilientRealtimeModel extends openai.realtime.RealtimeModel {
   private readonly connect: ConnectSettings;
 
-  constructor(opts: RealtimeModelOptions & { logger: Logger; connectRetry?: ConnectRetryPolicy }) {
-    const { logger, connectRetry, ...modelOpts } = opts;
+  constructor(opts: RealtimeModelOptions & { logger: Logger; connectRetry?: ConnectRetryPolicy; metrics?: AgentMetrics }) {
+    const { logger, connectRetry, metrics, ...modelOpts } = opts;
     super(modelOpts);
     const baseURL = opts.baseURL || process.env.OPENAI_BASE_URL || OPENAI_BASE_URL;
     this.connect = {
@@ -246,6 +254,7 @@ export class ResilientRealtimeModel extends openai.realtime.RealtimeModel {
       headers: { 'User-Agent': 'LiveKit-Agents-JS', Authorization: `Bearer ${opts.apiKey}` },
       policy: connectRetry ?? DEFAULT_CONNECT_RETRY,
       logger,
+      metrics,
     };
   }
 

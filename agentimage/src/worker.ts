@@ -15,6 +15,7 @@ import { DispatchError, parseDispatch, type DispatchedSession } from './dispatch
 import { IDLE_READY_FILE, JOB_RESULT_FILE, WORKER_DIR_VARIABLE, type JobResult } from './job.js';
 import { disableLocalInference, noReplacementIdleProcess } from './frameworktrim.js';
 import { adoptRtcLogger, createLogger, installFrameworkLogger, scrubber, type Logger, type SessionFields } from './logger.js';
+import { AgentMetrics, POOL_SAMPLE_INTERVAL_MS, sampleTime, type ExitReason } from './metrics.js';
 import { logProcessEvents } from './processevents.js';
 import { protectionMinutes, protectTask } from './taskprotection.js';
 import { withTimeout } from './timeouts.js';
@@ -33,6 +34,8 @@ class OneJobWorker {
   private readonly server: AgentServer;
   private readonly workerDir = mkdtempSync(join(tmpdir(), 'counselvideo-worker-'));
   private readonly resultFile = join(this.workerDir, JOB_RESULT_FILE);
+  private readonly metrics: AgentMetrics;
+  private sampler?: NodeJS.Timeout;
 
   constructor(
     private readonly cfg: WorkerConfig,
@@ -42,6 +45,7 @@ class OneJobWorker {
   ) {
     // Job processes are forked from this one and inherit the variable.
     process.env[WORKER_DIR_VARIABLE] = this.workerDir;
+    this.metrics = new AgentMetrics({ stack: cfg.stackName, source: 'pool', fields: () => ({ session_id: session.sessionId }) });
     const opts = new ServerOptions({
       agent: fileURLToPath(new URL('./job.js', import.meta.url)),
       agentName: cfg.agentName,
@@ -76,7 +80,7 @@ class OneJobWorker {
   run(): void {
     this.server.run().catch((err) => {
       this.logger.fatal({ event: 'worker_failed', error: String(err) }, 'worker failed');
-      void this.finish(1);
+      void this.finish(1, 'worker_failed');
     });
     void this.announceReady();
   }
@@ -97,6 +101,23 @@ class OneJobWorker {
       { event: 'worker_ready', start_to_ready_ms: Math.round(process.uptime() * 1000), rss_mb: Math.round(process.memoryUsage.rss() / 1048576) },
       'worker ready for a job',
     );
+    this.sample();
+  }
+
+  /**
+   * The pool's scaling metric (docs/capacity.md): from ready to stopping, one sample at the middle of
+   * every 10-second period, 1 while holding a session. A worker still starting writes none.
+   */
+  private sample(): void {
+    const now = Date.now();
+    let at = sampleTime(now);
+    if (at <= now) at += POOL_SAMPLE_INTERVAL_MS;
+    this.sampler = setTimeout(() => {
+      if (this.state.kind === 'stopping') return;
+      void this.metrics.poolSample(this.state.kind === 'busy', at);
+      this.sample();
+    }, at - now);
+    this.sampler.unref();
   }
 
   /** Runs in this (main) process, one request at a time: the one place that decides. */
@@ -148,7 +169,7 @@ class OneJobWorker {
     while (!this.hasJob(jobId) && !existsSync(this.resultFile)) {
       if (Date.now() > deadline) {
         this.logger.error({ event: 'job_not_started', job_id: jobId }, 'the accepted job never started');
-        return this.finish(1);
+        return this.finish(1, 'job_not_started');
       }
       await sleep(POLL_MS);
     }
@@ -158,24 +179,25 @@ class OneJobWorker {
   }
 
   /** The outcome the job process recorded; none means it died without finishing. */
-  private jobExitCode(): number {
+  private jobOutcome(): { code: number; reason: string } {
     try {
       const r = JSON.parse(readFileSync(this.resultFile, 'utf8')) as JobResult;
-      return Number.isInteger(r.exit_code) ? r.exit_code : 1;
+      return { code: Number.isInteger(r.exit_code) ? r.exit_code : 1, reason: r.reason };
     } catch {
       this.logger.error({ event: 'job_lost' }, 'the job process ended without a result');
-      return 1;
+      return { code: 1, reason: 'job_lost' };
     }
   }
 
   /** SIGTERM/SIGINT: idle, just leave; with a job, closing the worker asks the job to end the session. */
   stop(signal: string): void {
     this.logger.info({ event: 'stop_requested', signal, state: this.state.kind }, 'stop requested');
-    void this.finish(this.state.kind === 'idle' ? 0 : undefined);
+    if (this.state.kind === 'idle') void this.finish(0, 'stopped_idle');
+    else void this.finish();
   }
 
-  /** Closes the worker (and any job) once and exits: `code`, else the job's outcome. */
-  finish(code?: number): Promise<never> {
+  /** Closes the worker (and any job) once and exits: `code` (for `reason`), else the job's outcome. */
+  finish(code?: number, reason: ExitReason = 'uncaught_exception'): Promise<never> {
     this.finishing ??= (async () => {
       const hadJob = this.state.kind === 'busy';
       this.state = { kind: 'stopping' };
@@ -184,10 +206,12 @@ class OneJobWorker {
       } catch (err) {
         this.logger.warn({ error: String(err) }, 'worker close did not complete');
       }
-      const exitCode = code ?? (hadJob ? this.jobExitCode() : 0);
+      clearTimeout(this.sampler);
+      const outcome = code !== undefined ? { code, reason } : hadJob ? this.jobOutcome() : { code: 0, reason: 'stopped_idle' };
       rmSync(this.workerDir, { recursive: true, force: true });
-      this.logger.info({ event: 'worker_exit', exit_code: exitCode }, 'worker exiting');
-      process.exit(exitCode);
+      this.logger.info({ event: 'worker_exit', exit_code: outcome.code, reason: outcome.reason }, 'worker exiting');
+      await this.metrics.exited(outcome.reason);
+      process.exit(outcome.code);
     })();
     return this.finishing;
   }

@@ -10,6 +10,7 @@ import { TokenVerifier } from 'livekit-server-sdk';
 import type { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin, promptedWith } from '../src/standins/realtime.js';
 import { safetyInstructions } from '../src/safety.js';
+import { agentMetric } from './emf.js';
 import { AGENT_DIR, publishMic, waitUntil, type Livekit } from './harness.js';
 import { AVATAR_ID, AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, CAT_DISABLED, OPENAI_KEY } from './fixture.js';
 
@@ -104,6 +105,15 @@ describe('agent session', () => {
     assert.equal(ending?.reason, 'student_left');
     assert.ok(agent.find((l) => l.event === 'room_deleted'));
     assertCleanLogs(agent, sessionId);
+    // Its metric lines, valid EMF: joined (counted from the process start), the avatar's latency, the exit.
+    const join = agentMetric(agent.stdout, 'AgentJoinTime', { AgentSource: 'cold' });
+    assert.equal(join.length, 1);
+    assert.deepEqual(join[0].values, [joined.start_to_joined_ms]);
+    const avatarLatency = agentMetric(agent.stdout, 'AvatarJoinLatency');
+    assert.equal(avatarLatency.length, 1);
+    assert.ok(avatarLatency[0].values[0] > 0);
+    assert.equal(agentMetric(agent.stdout, 'AgentExits', { ExitReason: 'student_left' }).length, 1);
+    assert.equal(agentMetric(agent.stdout, 'RealtimeErrors').length, 0);
   });
 });
 
@@ -246,6 +256,9 @@ describe('agent start and end conditions', () => {
       assert.equal(await roomExists(roomName), false);
       await student.room.disconnect().catch(() => undefined);
       assertCleanLogs(agent, sessionId);
+      assert.ok(agentMetric(agent.stdout, 'RealtimeErrors').length >= 1, 'the refused key is no Realtime error');
+      assert.equal(agentMetric(agent.stdout, 'RealtimeConnectRetries').length, 0, '401 is not retried');
+      assert.equal(agentMetric(agent.stdout, 'AgentExits', { ExitReason: 'session_error' }).length, 1);
     } finally {
       await strict.close();
     }

@@ -104,6 +104,20 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ ...FULL, AGENT_WRAPUP_NOTICE_SECONDS: '-1' }), ConfigError);
   });
 
+  test('STACK_NAME: the metrics\' Stack dimension, "local" by default, a stack name in both entries', () => {
+    assert.equal(loadConfig(FULL).stackName, 'local');
+    assert.equal(loadConfig({ ...FULL, STACK_NAME: 'counselvideo-prod' }).stackName, 'counselvideo-prod');
+    for (const bad of ['1stack', 'stack_name', 'stäck', 'a'.repeat(129)]) {
+      for (const load of [loadConfig, loadWorkerConfig]) {
+        assert.throws(
+          () => load({ ...FULL, STACK_NAME: bad }),
+          (err: unknown) => err instanceof ConfigError && err.invalid.some((i) => i.name === 'STACK_NAME'),
+          bad,
+        );
+      }
+    }
+  });
+
   test('a Realtime connection must stay under the 60-minute OpenAI session cap', () => {
     for (const bad of ['0', '3301', '3600']) {
       assert.throws(() => loadConfig({ ...FULL, AGENT_REALTIME_SESSION_MAX_SECONDS: bad }), /AGENT_REALTIME_SESSION_MAX_SECONDS \(must be a whole number of seconds between 1 and 3300\)/, bad);
@@ -250,7 +264,8 @@ describe('VARIABLES, the contract of both entries', () => {
     const dir = join(AGENT_DIR, 'src');
     const read = new Set<string>();
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
-      for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) read.add(m[1]);
+      // Reads only: an assignment (src/emf-environment.ts sets the EMF library's own variable) reads nothing.
+      for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]*)\b(?!\s*=[^=])/g)) read.add(m[1]);
     }
     assert.ok(read.has('LOG_LEVEL') && read.has('SESSION_ID'), `scan found ${[...read]}`);
     for (const name of read) assert.ok(name in VARIABLES, `${name} is read but not a row of VARIABLES`);

@@ -32,6 +32,12 @@ describe('parseDispatch', () => {
     assert.equal(d.replacement, true);
   });
 
+  test("the session's own maximum duration is read when given", () => {
+    const d = parseDispatch(ROOM, JSON.stringify({ session_id: SID, category_id: 'c', max_duration_seconds: 540 }));
+    assert.equal(d.maxDurationSeconds, 540);
+    assert.equal(parseDispatch(ROOM, JSON.stringify({ session_id: SID, category_id: 'c' })).maxDurationSeconds, undefined);
+  });
+
   test('metadata that is not the contract is invalid_metadata', () => {
     for (const metadata of [
       undefined,
@@ -46,6 +52,10 @@ describe('parseDispatch', () => {
       JSON.stringify({ session_id: 'x'.repeat(129), category_id: 'c' }),
       JSON.stringify({ session_id: 42, category_id: 'c' }),
       JSON.stringify({ session_id: SID, category_id: 'c', replacement: 'yes' }),
+      JSON.stringify({ session_id: SID, category_id: 'c', max_duration_seconds: 0 }),
+      JSON.stringify({ session_id: SID, category_id: 'c', max_duration_seconds: 90.5 }),
+      JSON.stringify({ session_id: SID, category_id: 'c', max_duration_seconds: 86_401 }),
+      JSON.stringify({ session_id: SID, category_id: 'c', max_duration_seconds: '600' }),
     ]) {
       assert.equal(problem(ROOM, metadata), 'invalid_metadata', String(metadata));
     }

@@ -474,6 +474,8 @@ export function processTree(root: number): ProcInfo[] {
 // ---------------------------------------------------------------- agent environment
 export const SESSIONS_TABLE = 'sessions-test';
 export const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:counselvideo-test-safety-alerts';
+/** STACK_NAME of every test agent: the Stack (and Pool) dimension of its metric lines. */
+export const TEST_STACK = 'agent-test';
 
 /**
  * The variables both entry points share (everything but SESSION_ID/ROOM_NAME/CATEGORY_ID and the
@@ -508,5 +510,6 @@ export function runtimeEnv(c: {
     BEY_API_URL: c.beyUrl,
     OPENAI_API_KEY: c.openaiKey,
     OPENAI_BASE_URL: c.openaiBaseUrl,
+    STACK_NAME: TEST_STACK,
   };
 }

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { DisconnectReason } from '@livekit/rtc-node';
 import { BeyStandin, type AvatarBehaviour } from '../src/standins/bey.js';
 import { GOODBYE_TEXT, RealtimeStandin, TIME_LEFT_TEXT, replyText, type RealtimeConnection, promptedWith } from '../src/standins/realtime.js';
+import { agentMetric } from './emf.js';
 import { publishMic, sleep, waitUntil, type AgentProcess } from './harness.js';
 import { AgentStack, BEY_KEY, CAT_ACADEMIC, CAT_CAREER, OPENAI_KEY, type Student } from './fixture.js';
 
@@ -127,6 +128,10 @@ describe('OpenAI connection hiccups', () => {
       await student.room.disconnect();
       assert.equal(await agent.waitForExit(), 0, agent.tail());
       stack.assertCleanLogs(agent, sessionId);
+      // The refused attempt counts as a retry, the new connection as a reconnect; no error.
+      assert.ok(agentMetric(agent.stdout, 'RealtimeConnectRetries').length >= 1);
+      assert.ok(agentMetric(agent.stdout, 'RealtimeReconnects').length >= 1);
+      assert.equal(agentMetric(agent.stdout, 'RealtimeErrors').length, 0);
     } finally {
       await rt.close();
     }

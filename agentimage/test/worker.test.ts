@@ -13,6 +13,7 @@ import { AgentDispatchClient } from 'livekit-server-sdk';
 import { BeyStandin } from '../src/standins/bey.js';
 import { RealtimeStandin, promptedWith } from '../src/standins/realtime.js';
 import { adoptRtcLogger } from '../src/logger.js';
+import { agentMetric } from './emf.js';
 import {
   AgentProcess,
   WORKER_ENTRY,
@@ -245,8 +246,9 @@ describe('pool worker', () => {
     await ecs.listen();
     try {
       const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, { ECS_AGENT_URI: ecs.url });
-      // An idle worker is not protected.
+      // An idle worker is not protected. It samples the pool metric: 0 while it waits.
       assert.equal(ecs.calls.length, 0);
+      await waitUntil(() => agentMetric(w.proc.stdout, 'PoolWorkerBusy').some((m) => m.values[0] === 0), 'an idle pool sample', 30_000);
       const { sessionId, roomName } = await createSession();
       await dispatch(w, roomName, { session_id: sessionId, category_id: CATEGORY.category_id });
 
@@ -291,6 +293,8 @@ describe('pool worker', () => {
       const avatar = () => bey.avatars.find((a) => a.roomName === roomName);
       await waitUntil(() => avatar()?.segments[0]?.ack === 'ok', 'greeting played by the avatar');
       assert.equal(avatar()!.segments[0].from, `agent-${sessionId}`);
+      // Holding the session: busy samples.
+      await waitUntil(() => agentMetric(w.proc.stdout, 'PoolWorkerBusy').some((m) => m.values[0] === 1), 'a busy pool sample', 30_000);
       // Memory: the worker and its job process only (no inference process, no replacement idle process).
       const tree = w.proc.processes();
       assert.equal(tree.length, 2, `processes: ${tree.map((p) => p.cmdline).join('\n')}`);
@@ -304,6 +308,18 @@ describe('pool worker', () => {
       assert.ok(w.proc.find((l) => l.event === 'worker_exit' && l.exit_code === 0));
       assert.equal(ecs.calls.length, 1, 'protection requested more than once');
       assertCleanLogs(w.proc, sessionId);
+      // Metric lines of both processes (the job's pass its stdout capture unchanged): the join counted
+      // from the job's start, the exit with the session's reason, samples one per 10-second period.
+      const join = agentMetric(w.proc.stdout, 'AgentJoinTime', { AgentSource: 'pool' });
+      assert.equal(join.length, 1);
+      assert.deepEqual(join[0].values, [joined.session_to_joined_ms]);
+      assert.equal(agentMetric(w.proc.stdout, 'AgentExits', { ExitReason: 'student_left' }).length, 1);
+      const samples = agentMetric(w.proc.stdout, 'PoolWorkerBusy');
+      for (const s of samples) {
+        assert.equal(s.storageResolution, 1);
+        assert.equal(s.timestamp % 10_000, 5000, 'a sample off the middle of its period');
+      }
+      assert.equal(new Set(samples.map((s) => s.timestamp)).size, samples.length, 'two samples in one period');
     } finally {
       await ecs.close();
     }
@@ -413,6 +429,17 @@ describe('pool worker', () => {
     assert.equal(ending?.early_avatar, true);
     assert.equal(bey.requests.filter((r) => r.claims?.video?.room === s.roomName).length, 1, 'avatar not started early');
     await waitUntil(() => !!bey.avatars.find((a) => a.roomName === s.roomName)?.disconnected, 'avatar left');
+    assert.equal(await roomExists(s.roomName), false);
+    assertCleanLogs(w.proc, s.sessionId);
+  });
+
+  test("the dispatch's max_duration_seconds (the student's minutes left) ends the session, not the worker's own", async () => {
+    const w = await startWorker(`counselor-${randomUUID().slice(0, 8)}`, { AGENT_MAX_DURATION_SECONDS: '3600' });
+    const s = await createSession();
+    await dispatch(w, s.roomName, { session_id: s.sessionId, category_id: CATEGORY.category_id, max_duration_seconds: 3 });
+    assert.equal(await w.proc.waitForExit(), 0, w.proc.tail());
+    assert.equal(w.proc.find((l) => l.event === 'job_started')?.max_duration_s, 3);
+    assert.equal(w.proc.find((l) => l.event === 'session_ending')?.reason, 'max_duration');
     assert.equal(await roomExists(s.roomName), false);
     assertCleanLogs(w.proc, s.sessionId);
   });

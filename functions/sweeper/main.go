@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -12,6 +13,7 @@ import (
 	"counselvideo/shared/app"
 	"counselvideo/shared/config"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/sweeper"
 )
 
@@ -19,7 +21,7 @@ func main() {
 	ctx := context.Background()
 	cfg, awsCfg, log, err := app.Boot(ctx, config.Sweeper)
 	edge.ExitIf(log, err)
-	sw, err := app.NewSweeper(cfg, awsCfg, app.Deps{Log: log})
+	sw, err := app.NewSweeper(cfg, awsCfg, app.Deps{Log: log, Metrics: metrics.New(os.Stdout, cfg.StackName)})
 	edge.ExitIf(log, err)
 	// The schedule's event carries nothing the sweeper needs. Failures of single sessions are in the
 	// report of a successful invocation; only a run that could examine nothing returns an error (a

@@ -20,7 +20,10 @@ import (
 type document struct {
 	Paths      map[string]map[string]any `yaml:"paths"`
 	Components struct {
-		Schemas map[string]schema `yaml:"schemas"`
+		Schemas   map[string]schema `yaml:"schemas"`
+		Responses map[string]struct {
+			Headers map[string]any `yaml:"headers"`
+		} `yaml:"responses"`
 	} `yaml:"components"`
 }
 

@@ -22,6 +22,7 @@ import (
 	"counselvideo/shared/app"
 	"counselvideo/shared/categories"
 	"counselvideo/shared/config"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/sweeper"
 )
 
@@ -175,8 +176,20 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 		"SESSION_SAFETY_GRACE_SECONDS": safetyGraceSeconds,
 	}
+	// The cost guards are off locally unless asked for: STUDENT_DAILY_SESSION_LIMIT=1 make dev.
+	for _, k := range []string{"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
 	getenv := func(k string) string { return env[k] }
-	deps := app.Deps{Launcher: r.Agents, Log: o.Log}
+	// The functions' metrics, as the Lambdas would print them (EMF lines), in their own file.
+	metricsLog, err := os.OpenFile(filepath.Join(o.LogDir, "metrics.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	r.stop = append(r.stop, func() { _ = metricsLog.Close() })
+	deps := app.Deps{Launcher: r.Agents, Log: o.Log, Metrics: metrics.New(metricsLog, config.DefaultStackName)}
 	awsCfg, err := app.AWSConfig(ctx)
 	if err != nil {
 		return nil, err

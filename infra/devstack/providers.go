@@ -49,7 +49,6 @@ func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, st
 		"AWS_REGION=" + localstack.Region,
 		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + stack.DynamoDB.Endpoint,
-		"AGENT_MAX_DURATION_SECONDS=3600",
 		"AGENT_STUDENT_JOIN_TIMEOUT_SECONDS=300",
 		"SESSIONS_TABLE=" + SessionsTable,
 		"SAFETY_ALERT_TOPIC_ARN=" + SafetyAlertTopicARN,

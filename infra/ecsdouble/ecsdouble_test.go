@@ -31,7 +31,7 @@ var cfg = config.ECS{Cluster: "agents", TaskDefinition: "agent:1", ContainerName
 	Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}}
 
 func session(id string) agents.Session {
-	return agents.Session{SessionID: id, RoomName: "video-" + id, CategoryID: "cat-1"}
+	return agents.Session{SessionID: id, RoomName: "video-" + id, CategoryID: "cat-1", MaxDuration: time.Hour}
 }
 
 func TestLauncherOverTheWire(t *testing.T) {
@@ -69,7 +69,7 @@ func TestLauncherOverTheWire(t *testing.T) {
 	for _, kv := range in.Overrides.ContainerOverrides[0].Environment {
 		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 	}
-	if len(env) != 3 || env["SESSION_ID"] != "s-1" || env["ROOM_NAME"] != "video-s-1" || env["CATEGORY_ID"] != "cat-1" {
+	if len(env) != 4 || env["SESSION_ID"] != "s-1" || env["ROOM_NAME"] != "video-s-1" || env["CATEGORY_ID"] != "cat-1" || env["AGENT_MAX_DURATION_SECONDS"] != "3600" {
 		t.Errorf("environment %v", env)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"counselvideo/infra/localstack"
+	"counselvideo/shared/metrics/emftest"
 	"counselvideo/shared/sessions"
 	"counselvideo/shared/sweeper"
 	"counselvideo/shared/webhook/webhooktest"
@@ -136,6 +137,7 @@ func TestSweeperLambdaUnderRIE(t *testing.T) {
 	t.Cleanup(unavailable.Close)
 	vars := lifecycleEnv()
 	vars["LIVEKIT_URL"] = unavailable.URL
+	vars["STACK_NAME"] = metricsStack
 	fn := startUnderRIE(t, "sweeper", vars)
 
 	// An open session old enough to be examined; its room cannot be checked.
@@ -143,7 +145,7 @@ func TestSweeperLambdaUnderRIE(t *testing.T) {
 	id := newSessionID()
 	s := sessions.Session{SessionID: id, UserID: st.sub, CategoryID: "c", CategoryName: "c", Mode: sessions.ModeVideo,
 		RoomName: sessions.RoomName(id), Status: sessions.StatusActive, CreatedAt: time.Now().UTC().Add(-5 * time.Minute)}
-	if err := sessionStore().Create(context.Background(), s, time.Hour); err != nil {
+	if _, err := sessionStore().Create(context.Background(), s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -166,6 +168,13 @@ func TestSweeperLambdaUnderRIE(t *testing.T) {
 	}
 	if got := getSession(t, id); got.Status != sessions.StatusActive {
 		t.Fatalf("a session that could not be checked was closed: %+v", got)
+	}
+	// The run's metric line: it ran (what the not-running alarm watches) and it failed (what the
+	// failures alarm watches; Lambda's Errors stays 0).
+	ms := emitted(t, "sweeper", fn)
+	if emftest.Sum(metricsOf(ms, "SweepRuns")) != 1 || emftest.Sum(metricsOf(ms, "SweepErrors")) != float64(out.Errors) ||
+		emftest.Sum(metricsOf(ms, "SweepExamined")) != float64(out.Examined) {
+		t.Fatalf("sweeper metrics %+v for report %+v", ms, out.Report)
 	}
 }
 

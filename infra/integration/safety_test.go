@@ -41,8 +41,8 @@ func TestSafetyFlagOnDynamoDB(t *testing.T) {
 	st := sessionStore()
 	id := fmt.Sprintf("flag-%d", time.Now().UnixNano())
 	created := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
-	if err := st.Create(ctx, sessions.Session{SessionID: id, UserID: "flag-user-" + id, CategoryID: "c", CategoryName: "C",
-		Mode: sessions.ModeVideo, RoomName: sessions.RoomName(id), Status: sessions.StatusStarting, CreatedAt: created}, time.Hour); err != nil {
+	if _, err := st.Create(ctx, sessions.Session{SessionID: id, UserID: "flag-user-" + id, CategoryID: "c", CategoryName: "C",
+		Mode: sessions.ModeVideo, RoomName: sessions.RoomName(id), Status: sessions.StatusStarting, CreatedAt: created}, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	at := "2026-12-01T10:11:12.345000000Z"

@@ -28,11 +28,11 @@ func storeScript(t *testing.T, st sessions.Store) {
 			RoomName: sessions.RoomName(id), Status: sessions.StatusStarting, CreatedAt: created}
 	}
 	id1 := fmt.Sprintf("%s-1", user)
-	if err := st.Create(ctx, mk(id1, t0), time.Hour); err != nil {
+	if _, err := st.Create(ctx, mk(id1, t0), sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	var active *sessions.ActiveSessionError
-	if err := st.Create(ctx, mk(user+"-x", t0), time.Hour); !errors.As(err, &active) || active.SessionID != id1 {
+	if _, err := st.Create(ctx, mk(user+"-x", t0), sessions.Admission{LockTTL: time.Hour}); !errors.As(err, &active) || active.SessionID != id1 {
 		t.Fatalf("second open session: %v", err)
 	}
 	if err := st.RecordRoomSID(ctx, id1, "RM_a"); err != nil {
@@ -84,7 +84,7 @@ func storeScript(t *testing.T, st sessions.Store) {
 	}
 	// The lock was released: a new session starts, and the list is newest first.
 	id2 := fmt.Sprintf("%s-2", user)
-	if err := st.Create(ctx, mk(id2, t0.Add(100*time.Millisecond+20*time.Microsecond)), time.Hour); err != nil {
+	if _, err := st.Create(ctx, mk(id2, t0.Add(100*time.Millisecond+20*time.Microsecond)), sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatalf("new session after end: %v", err)
 	}
 	list, err := st.ListByUser(ctx, user, 10)
@@ -114,7 +114,7 @@ func storeScript(t *testing.T, st sessions.Store) {
 		t.Fatal(err)
 	}
 	id3 := fmt.Sprintf("%s-3", user)
-	if err := st.Create(ctx, mk(id3, t0.Add(time.Second)), time.Hour); err != nil {
+	if _, err := st.Create(ctx, mk(id3, t0.Add(time.Second)), sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.RecordStudentJoin(ctx, id3, t0.Add(2*time.Second)); err != nil {

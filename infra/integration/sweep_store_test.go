@@ -35,7 +35,7 @@ func TestSweepPagingConformance(t *testing.T) {
 				}
 				s := sessions.Session{SessionID: id, UserID: "page-user-" + id, CategoryID: "c", CategoryName: "C", Mode: sessions.ModeVideo,
 					RoomName: sessions.RoomName(id), Status: sessions.StatusStarting, CreatedAt: created}
-				if err := st.Create(ctx, s, time.Hour); err != nil {
+				if _, err := st.Create(ctx, s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 					t.Fatal(err)
 				}
 				ids = append(ids, id)

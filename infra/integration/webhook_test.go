@@ -359,7 +359,7 @@ func storedSession(t *testing.T) sessions.Session {
 	s := sessions.Session{SessionID: id, UserID: st.sub, CategoryID: "c", CategoryName: "c", Mode: sessions.ModeVideo,
 		RoomName: sessions.RoomName(id), Status: sessions.StatusStarting, CreatedAt: time.Now().UTC()}
 	ctx := context.Background()
-	if err := sessionStore().Create(ctx, s, time.Hour); err != nil {
+	if _, err := sessionStore().Create(ctx, s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sessionStore().MarkStarted(ctx, id, "RM_"+id[:8], "arn:aws:ecs:us-east-1:000000000000:task/counsel-agents/"+id, time.Now().UTC()); err != nil {

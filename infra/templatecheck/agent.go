@@ -224,20 +224,29 @@ func secretParamOfValueFrom(v any) string {
 
 // ---------------------------------------------------------------- duration bounds
 
-// CheckDurations checks every duration parameter (Number, name ending in Seconds): MinValue and
-// MaxValue are set, and every component the value reaches accepts both bounds: config.Load for a
-// function's variable, the agent's VARIABLES (whole seconds up to maxSeconds) for the task's.
+// CheckDurations checks every duration parameter (Number, name ending in Seconds) and every other
+// Number parameter a function reads (the limits): MinValue and MaxValue are set, and every component
+// the value reaches accepts both bounds: config.Load for a function's variable, the agent's VARIABLES
+// (whole seconds up to maxSeconds) for the task's and for what the launcher passes on (PassedToAgent).
 func CheckDurations(t *Template, schema AgentSchema) []string {
 	var p problems
+	readByFunction := map[string]bool{}
+	for _, r := range t.ResourcesOfType(typeFunction) {
+		for _, v := range t.FunctionEnv(r) {
+			if ref, ok := refTarget(v); ok {
+				readByFunction[ref] = true
+			}
+		}
+	}
 	for _, name := range sortedKeys(t.Parameters()) {
 		def := t.Parameters()[name]
-		if str(def["Type"]) != "Number" || !strings.HasSuffix(name, "Seconds") {
+		if str(def["Type"]) != "Number" || !(strings.HasSuffix(name, "Seconds") || readByFunction[name]) {
 			continue
 		}
 		lo, hasLo := num(def["MinValue"])
 		hi, hasHi := num(def["MaxValue"])
 		if !hasLo || !hasHi {
-			p.add("parameter %s: a duration needs MinValue and MaxValue (what every component accepts)", name)
+			p.add("parameter %s: a duration or limit needs MinValue and MaxValue (what every component accepts)", name)
 			continue
 		}
 		bounds := []string{fmt.Sprint(lo), fmt.Sprint(hi)}
@@ -250,6 +259,12 @@ func CheckDurations(t *Template, schema AgentSchema) []string {
 					found, _ := loadProblems(Functions[r.ID], map[string]string{v: b})
 					if slices.ContainsFunc(found, func(s string) bool { return strings.HasPrefix(s, v+" ") }) {
 						p.add("parameter %s: %s %s=%s is refused by config.Load(%q)", name, r.ID, v, b, Functions[r.ID])
+					}
+				}
+				if agentVar, ok := PassedToAgent[v]; ok {
+					if spec := schema[agentVar]; !spec.Seconds || lo < 1 || hi > float64(spec.MaxSeconds) {
+						p.add("parameter %s: %s reaches the agent per session as %s, which the agent accepts only as whole seconds from 1 to %d; the parameter allows %v-%v",
+							name, v, agentVar, spec.MaxSeconds, lo, hi)
 					}
 				}
 			}

@@ -30,12 +30,13 @@ const (
 // Check is one template check. The agent's contract is passed in because it is read from the agent.
 type Check func(*Template, AgentSchema) []string
 
-// Checks are every template check, by what they keep in step.
+// Checks are every template check, by what they keep in step, but CheckMetrics (it also needs the
+// agent's METRICS table: metrics_test.go runs it).
 var Checks = map[string]Check{
 	"functions (arm64 provided.al2023 bootstrap, makefile build, own role)": ignoreSchema(CheckFunctions),
 	"function environments (shared/config)":                                 ignoreSchema(CheckEnvironment),
 	"agent task (agentimage VARIABLES, secrets, roles)":                     CheckAgentTask,
-	"duration bounds (shared/config and the agent)":                         CheckDurations,
+	"duration and limit bounds (shared/config and the agent)":               CheckDurations,
 	"Fargate CPU/memory rules":                                              ignoreSchema(CheckFargateRules),
 	"tables (shared/dynamotables)":                                          ignoreSchema(CheckTables),
 	"retained resources":                                                    ignoreSchema(CheckRetention),
@@ -45,9 +46,10 @@ var Checks = map[string]Check{
 	"no secret values in parameters":                                        ignoreSchema(CheckParameters),
 	"logging":                                                               ignoreSchema(CheckLogging),
 	"HTTP API routes (httpapi.Routes) and schedule":                         ignoreSchema(CheckAPI),
-	"alarms on emitted metrics":                                             ignoreSchema(CheckAlarms),
-	"outputs":                                                               ignoreSchema(CheckOutputs),
-	"API timeout holds the time budget (service.TimeBudget)":                ignoreSchema(CheckTimeBudget),
+	"route throttling (create-room tighter, the webhook its own)":           ignoreSchema(CheckThrottling),
+	"agent task failure rule and the alarm topic's policy":                  ignoreSchema(CheckAgentTaskRule),
+	"outputs": ignoreSchema(CheckOutputs),
+	"API timeout holds the time budget (service.TimeBudget)": ignoreSchema(CheckTimeBudget),
 }
 
 func ignoreSchema(c func(*Template) []string) Check {
@@ -466,6 +468,10 @@ func CheckLogging(t *Template) []string {
 		if got := str(path(f, "LoggingConfig", "LogFormat")); got != "JSON" {
 			p.add("%s: LoggingConfig.LogFormat is %q, want JSON", r.ID, got)
 		}
+		// Lambda reads the EMF lines (no "level") as INFO: a stricter filter would drop the metrics.
+		if got := str(path(f, "LoggingConfig", "ApplicationLogLevel")); !slices.Contains([]string{"TRACE", "DEBUG", "INFO"}, got) {
+			p.add("%s: LoggingConfig.ApplicationLogLevel is %q; it must let INFO through (TRACE, DEBUG or INFO), or Lambda drops the metric lines", r.ID, got)
+		}
 		id, ok := logGroup(r.ID, path(f, "LoggingConfig", "LogGroup"))
 		if !ok {
 			continue
@@ -595,29 +601,64 @@ func CheckAPI(t *Template) []string {
 	return p
 }
 
-// ---------------------------------------------------------------- alarms and outputs
-
-// CheckAlarms checks that every alarm on a custom namespace watches a metric something produces: a
-// metric filter of the template (same namespace and name) or a metric the code emits (EmittedMetrics).
-func CheckAlarms(t *Template) []string {
+// CheckThrottling checks the HTTP API stage's throttling: a default for every route, and per route
+// (Routes' Throttle) settings of its own, from parameters: the create-room routes' defaults below the
+// stage's, the webhook's its own. Route settings for routes that do not exist are refused (a typo
+// would leave the route at the default).
+func CheckThrottling(t *Template) []string {
 	var p problems
-	produced := map[string]bool{}
-	for _, r := range t.ResourcesOfType("AWS::Logs::MetricFilter") {
-		for _, m := range list(r.Props()["MetricTransformations"]) {
-			produced[fmt.Sprint(asMap(m)["MetricNamespace"])+" "+str(asMap(m)["MetricName"])] = true
-		}
+	stages := t.ResourcesOfType("AWS::ApiGatewayV2::Stage")
+	if len(stages) != 1 {
+		return []string{fmt.Sprintf("want exactly one AWS::ApiGatewayV2::Stage, found %d", len(stages))}
 	}
-	for _, r := range t.ResourcesOfType("AWS::CloudWatch::Alarm") {
-		ns, name := r.Props()["Namespace"], str(r.Props()["MetricName"])
-		if s, literal := ns.(string); literal && strings.HasPrefix(s, "AWS/") {
+	stage := stages[0]
+	// limits reads a settings block's rate and burst: both must be parameters with a default.
+	limits := func(where string, settings any) (rate, burst float64, ok bool) {
+		ok = true
+		for _, k := range []string{"ThrottlingRateLimit", "ThrottlingBurstLimit"} {
+			name, isRef := refTarget(asMap(settings)[k])
+			def, isNum := num(t.Parameters()[name]["Default"])
+			if !isRef || !isNum {
+				p.add("%s: %s must be !Ref to a Number parameter with a default", where, k)
+				ok = false
+			}
+			if k == "ThrottlingRateLimit" {
+				rate = def
+			} else {
+				burst = def
+			}
+		}
+		return rate, burst, ok
+	}
+	defRate, defBurst, defOK := limits(stage.ID+" DefaultRouteSettings", stage.Props()["DefaultRouteSettings"])
+	perRoute := asMap(stage.Props()["RouteSettings"])
+	known := map[string]bool{}
+	for _, rt := range Routes {
+		key := rt.Method + " " + rt.Path
+		known[key] = true
+		settings, has := perRoute[key]
+		switch {
+		case rt.Throttle == ThrottleDefault:
+			continue
+		case !has:
+			p.add("%s: route %s needs its own RouteSettings (throttling)", stage.ID, key)
 			continue
 		}
-		if !produced[fmt.Sprint(ns)+" "+name] && !slices.Contains(EmittedMetrics, name) {
-			p.add("%s: alarm on %v %s, which no metric filter of the template and no code (EmittedMetrics) produces", r.ID, ns, name)
+		rate, burst, ok := limits(stage.ID+" RouteSettings "+key, settings)
+		if ok && defOK && rt.Throttle == ThrottleTighter && (rate >= defRate || burst >= defBurst) {
+			p.add("%s: route %s is throttled at %v/s burst %v by default, not below the stage default %v/s burst %v",
+				stage.ID, key, rate, burst, defRate, defBurst)
+		}
+	}
+	for _, key := range sortedKeys(perRoute) {
+		if !known[key] {
+			p.add("%s: RouteSettings for %s, which is not a route of the API", stage.ID, key)
 		}
 	}
 	return p
 }
+
+// ---------------------------------------------------------------- alarms and outputs
 
 // CheckOutputs checks the outputs the deployment guide relies on.
 func CheckOutputs(t *Template) []string {

@@ -38,6 +38,18 @@ func agentContainerDef(t *testing.T, tpl *Template) map[string]any {
 	return asMap(list(props(t, tpl, "AgentTaskDefinition")["ContainerDefinitions"])[0])
 }
 
+// dropAgentEnv removes a variable from the agent container's environment.
+func dropAgentEnv(t *testing.T, tpl *Template, name string) {
+	c := agentContainerDef(t, tpl)
+	var kept []any
+	for _, e := range list(c["Environment"]) {
+		if str(asMap(e)["Name"]) != name {
+			kept = append(kept, e)
+		}
+	}
+	c["Environment"] = kept
+}
+
 // policyStatements returns the statement list of a role's inline policy.
 func policyStatements(t *testing.T, tpl *Template, role, policy string) []any {
 	t.Helper()
@@ -115,14 +127,7 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			c["Environment"] = append(list(c["Environment"]), map[string]any{"Name": "AGENT_MAX_DURATION", "Value": "60"})
 		}, CheckAgentTask, "AGENT_MAX_DURATION is set but the agent's VARIABLES"},
 		{"agent required variable missing", func(t *testing.T, tpl *Template) {
-			c := agentContainerDef(t, tpl)
-			var kept []any
-			for _, e := range list(c["Environment"]) {
-				if str(asMap(e)["Name"]) != "BEY_AVATAR_ID" {
-					kept = append(kept, e)
-				}
-			}
-			c["Environment"] = kept
+			dropAgentEnv(t, tpl, "BEY_AVATAR_ID")
 		}, CheckAgentTask, "the agent requires BEY_AVATAR_ID"},
 		{"agent secret as plain environment", func(t *testing.T, tpl *Template) {
 			c := agentContainerDef(t, tpl)
@@ -183,13 +188,13 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 
 		{"session limit above what the agent accepts", func(t *testing.T, tpl *Template) {
 			param(t, tpl, "SessionMaxDurationSeconds")["MaxValue"] = 604800.0
-		}, CheckDurations, "the agent accepts AGENT_MAX_DURATION_SECONDS only as whole seconds from 1 to 86400"},
+		}, CheckDurations, "reaches the agent per session as AGENT_MAX_DURATION_SECONDS, which the agent accepts only as whole seconds from 1 to 86400"},
 		{"join timeout above what shared/config accepts", func(t *testing.T, tpl *Template) {
 			param(t, tpl, "AgentJoinTimeoutSeconds")["MaxValue"] = 700000.0
 		}, CheckDurations, "AGENT_JOIN_TIMEOUT_SECONDS=700000 is refused by config.Load"},
 		{"unbounded duration", func(t *testing.T, tpl *Template) {
 			delete(param(t, tpl, "StudentTokenTtlSeconds"), "MaxValue")
-		}, CheckDurations, "StudentTokenTtlSeconds: a duration needs MinValue and MaxValue"},
+		}, CheckDurations, "StudentTokenTtlSeconds: a duration or limit needs MinValue and MaxValue"},
 
 		{"rule allows a pair Fargate refuses", func(t *testing.T, tpl *Template) {
 			a := asMap(list(rule(t, tpl, "FargateMemoryFor512Cpu")["Assertions"])[0])
@@ -330,9 +335,37 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			props(t, tpl, "SweeperFunctionEveryMinute")["ScheduleExpression"] = "rate(1 hour)"
 		}, ignoreSchema(CheckAPI), "schedule"},
 
-		{"alarm on a metric nothing produces", func(t *testing.T, tpl *Template) {
-			props(t, tpl, "FailedSessionsAlarm")["MetricName"] = "SessionsFailed"
-		}, ignoreSchema(CheckAlarms), "FailedSessionsAlarm: alarm on"},
+		{"legacy create-room route left at the default throttling", func(t *testing.T, tpl *Template) {
+			delete(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"]), "POST /api/video/create-room")
+		}, ignoreSchema(CheckThrottling), "route POST /api/video/create-room needs its own RouteSettings"},
+		{"create-room throttled looser than the default", func(t *testing.T, tpl *Template) {
+			param(t, tpl, "CreateRoomThrottlingBurstLimit")["Default"] = 100.0
+		}, ignoreSchema(CheckThrottling), "route POST /api/v1/video/create-room is throttled at 10/s burst 100 by default, not below the stage default 50/s burst 100"},
+		{"create-room throttling a literal", func(t *testing.T, tpl *Template) {
+			asMap(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"])["POST /api/v1/video/create-room"])["ThrottlingRateLimit"] = 5.0
+		}, ignoreSchema(CheckThrottling), "RouteSettings POST /api/v1/video/create-room: ThrottlingRateLimit must be !Ref"},
+		{"webhook sharing the default throttling", func(t *testing.T, tpl *Template) {
+			delete(asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"]), "POST /livekit/webhook")
+		}, ignoreSchema(CheckThrottling), "route POST /livekit/webhook needs its own RouteSettings"},
+		{"route settings for a route that does not exist", func(t *testing.T, tpl *Template) {
+			asMap(props(t, tpl, "HttpApiApiGatewayDefaultStage")["RouteSettings"])["POST /api/v1/video/createroom"] = map[string]any{}
+		}, ignoreSchema(CheckThrottling), "RouteSettings for POST /api/v1/video/createroom, which is not a route"},
+		{"daily limit above what shared/config accepts", func(t *testing.T, tpl *Template) {
+			param(t, tpl, "StudentDailyMinutesLimit")["MaxValue"] = 2000.0
+		}, CheckDurations, "STUDENT_DAILY_MINUTES_LIMIT=2000 is refused by config.Load"},
+		{"Lambda filtering out the metric lines", func(t *testing.T, tpl *Template) {
+			asMap(props(t, tpl, "ApiFunction")["LoggingConfig"])["ApplicationLogLevel"] = "WARN"
+		}, ignoreSchema(CheckLogging), "ApiFunction: LoggingConfig.ApplicationLogLevel is \"WARN\""},
+		{"agent task rule on any stop", func(t *testing.T, tpl *Template) {
+			delete(asMap(path(props(t, tpl, "AgentTaskFailureRule"), "EventPattern", "detail")), "$or")
+		}, ignoreSchema(CheckAgentTaskRule), "AgentTaskFailureRule: EventPattern detail"},
+		{"agent task rule to another topic", func(t *testing.T, tpl *Template) {
+			asMap(list(props(t, tpl, "AgentTaskFailureRule")["Targets"])[0])["Arn"] = map[string]any{"Ref": "AlarmTopicArn"}
+		}, ignoreSchema(CheckAgentTaskRule), "its one target must be the alarm topic"},
+		{"topic policy without EventBridge", func(t *testing.T, tpl *Template) {
+			sts := list(path(props(t, tpl, "AlarmTopicPolicy"), "PolicyDocument", "Statement"))
+			asMap(path(props(t, tpl, "AlarmTopicPolicy"), "PolicyDocument"))["Statement"] = sts[:1]
+		}, ignoreSchema(CheckAgentTaskRule), "must let events.amazonaws.com publish"},
 		{"webhook output missing", func(t *testing.T, tpl *Template) {
 			delete(asMap(tpl.Root["Outputs"]), "WebhookUrl")
 		}, ignoreSchema(CheckOutputs), "WebhookUrl"},

@@ -38,18 +38,23 @@ const app = {
 };
 
 class ApiError extends Error {
-  constructor(message, { status = 0, code = '', requestId = '' } = {}) {
+  constructor(message, { status = 0, code = '', requestId = '', retryAfter = 0 } = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    /** Seconds from the Retry-After header (0 when absent). */
+    this.retryAfter = retryAfter;
   }
 }
+
+/** Create-room's cost guards: the student's day is used up (429), or every session slot is taken (503). */
+const LIMIT_CODES = new Set(['student_limit_reached', 'capacity_reached']);
 
 // ---- the one status line -------------------------------------------------------------------------
 
 // States: loading, config-error, signed-out, signing-in, signin-failed, signed-in, starting,
-// mic-denied, connecting, waiting, live, ending, ended, failed.
+// mic-denied, limited, connecting, waiting, live, ending, ended, failed.
 function setState(state, text, detail = '', requestId = '') {
   const box = $('state');
   box.dataset.state = state;
@@ -98,6 +103,7 @@ async function api(method, path, body) {
       status: res.status,
       code: e.code || '',
       requestId: e.request_id || requestId,
+      retryAfter: Number.parseInt(res.headers.get('Retry-After') || '0', 10) || 0,
     });
   }
   return { data, requestId };
@@ -240,6 +246,15 @@ async function startSession() {
   } catch (e) {
     stopMic();
     setBusy(false);
+    if (e instanceof ApiError && LIMIT_CODES.has(e.code)) {
+      // The API's message is written for the student; Retry-After says when trying again makes sense.
+      const when = new Date(Date.now() + e.retryAfter * 1000);
+      const detail = e.retryAfter
+        ? `Try again after ${when.toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' })} (Retry-After: ${e.retryAfter} s).`
+        : '';
+      setState('limited', e.message, detail, e.requestId);
+      return;
+    }
     showError('failed', 'Session failed to start', e);
     return;
   }
@@ -247,7 +262,12 @@ async function startSession() {
   app.endRequested = false;
   $('session-section').hidden = false;
   $('session-section').dataset.sessionId = created.session_id;
-  renderStatus({ session_id: created.session_id, status: created.status, resumed: created.resumed });
+  renderStatus({
+    session_id: created.session_id,
+    status: created.status,
+    resumed: created.resumed,
+    max_duration_seconds: created.max_duration_seconds,
+  });
   startPolling();
 
   setState('connecting', created.resumed ? 'Rejoining your open session…' : 'Joining the video room…');
@@ -487,6 +507,7 @@ const STATUS_FIELDS = [
   ['started_at', 'Started'],
   ['ended_at', 'Ended'],
   ['duration_seconds', 'Duration (s)'],
+  ['max_duration_seconds', 'Longest (s)'],
   ['end_reason', 'End reason'],
 ];
 

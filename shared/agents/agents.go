@@ -2,7 +2,11 @@
 // AWS, a local process in the dev stack.
 package agents
 
-import "context"
+import (
+	"context"
+	"strconv"
+	"time"
+)
 
 // Session carries the per-session values an agent receives. None of them is secret: on ECS they are
 // container overrides, which DescribeTasks shows to anyone with read access.
@@ -10,11 +14,17 @@ type Session struct {
 	SessionID  string
 	RoomName   string
 	CategoryID string
+	// MaxDuration is the session's own maximum (the configured one, cut to the minutes the student
+	// has left that day): the agent says goodbye and ends the session at it, counted from its join.
+	MaxDuration time.Duration
 }
 
 // Env is the per-session environment of the agent process.
 func (s Session) Env() map[string]string {
-	return map[string]string{"SESSION_ID": s.SessionID, "ROOM_NAME": s.RoomName, "CATEGORY_ID": s.CategoryID}
+	return map[string]string{
+		"SESSION_ID": s.SessionID, "ROOM_NAME": s.RoomName, "CATEGORY_ID": s.CategoryID,
+		"AGENT_MAX_DURATION_SECONDS": strconv.FormatInt(int64(s.MaxDuration/time.Second), 10),
+	}
 }
 
 // Launcher starts one agent per session.

@@ -3,9 +3,11 @@ package agents
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -63,7 +65,7 @@ var ecsCfg = config.ECS{
 	Subnets: []string{"subnet-a", "subnet-b"}, SecurityGroups: []string{"sg-1"},
 }
 
-var sess = Session{SessionID: "3f2b8c1e-0000-4000-8000-000000000001", RoomName: "video-3f2b8c1e-0000-4000-8000-000000000001", CategoryID: "cat-1"}
+var sess = Session{SessionID: "3f2b8c1e-0000-4000-8000-000000000001", RoomName: "video-3f2b8c1e-0000-4000-8000-000000000001", CategoryID: "cat-1", MaxDuration: 25 * time.Minute}
 
 func TestECSLaunchRunTaskInput(t *testing.T) {
 	f := &fakeECS{}
@@ -115,8 +117,8 @@ func TestECSLaunchRunTaskInput(t *testing.T) {
 		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 		names = append(names, aws.ToString(kv.Name))
 	}
-	want := map[string]string{"SESSION_ID": sess.SessionID, "ROOM_NAME": sess.RoomName, "CATEGORY_ID": "cat-1"}
-	if len(co.Environment) != 3 || len(env) != 3 || env["SESSION_ID"] != want["SESSION_ID"] || env["ROOM_NAME"] != want["ROOM_NAME"] || env["CATEGORY_ID"] != want["CATEGORY_ID"] {
+	want := map[string]string{"SESSION_ID": sess.SessionID, "ROOM_NAME": sess.RoomName, "CATEGORY_ID": "cat-1", "AGENT_MAX_DURATION_SECONDS": "1500"}
+	if len(co.Environment) != len(want) || !maps.Equal(env, want) {
 		t.Errorf("environment %v, want exactly %v", env, want)
 	}
 	if !slices.IsSorted(names) {

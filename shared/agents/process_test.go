@@ -46,8 +46,10 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func TestProcessLauncherLifecycle(t *testing.T) {
 	out := &syncBuffer{}
 	// The shell forks sleep: Stop must end the whole process group, not just the shell.
-	script := `echo "started $SESSION_ID $ROOM_NAME $CATEGORY_ID $AGENT_EXTRA"; sleep 30; echo "not stopped"`
-	l := NewProcessLauncher([]string{"/bin/sh", "-c", script}, []string{"AGENT_EXTRA=from-launcher"}, out, quiet())
+	// The session's maximum wins over a static one in the launcher's environment, as a container
+	// override wins over the task definition's.
+	script := `echo "started $SESSION_ID $ROOM_NAME $CATEGORY_ID $AGENT_EXTRA max=$AGENT_MAX_DURATION_SECONDS"; sleep 30; echo "not stopped"`
+	l := NewProcessLauncher([]string{"/bin/sh", "-c", script}, []string{"AGENT_EXTRA=from-launcher", "AGENT_MAX_DURATION_SECONDS=3600"}, out, quiet())
 	t.Cleanup(func() { l.StopAll(context.Background()) })
 
 	task, err := l.Launch(context.Background(), sess)
@@ -57,7 +59,7 @@ func TestProcessLauncherLifecycle(t *testing.T) {
 	if task != "process:"+sess.SessionID {
 		t.Errorf("task id %q", task)
 	}
-	want := "started " + sess.SessionID + " " + sess.RoomName + " cat-1 from-launcher\n"
+	want := "started " + sess.SessionID + " " + sess.RoomName + " cat-1 from-launcher max=1500\n"
 	waitFor(t, "the agent's output", func() bool { return strings.Contains(out.String(), want) })
 	if !l.Running(task) {
 		t.Fatal("not running after start")

@@ -27,6 +27,7 @@ import (
 	"counselvideo/shared/config"
 	"counselvideo/shared/httpapi"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/service"
 	"counselvideo/shared/sessions"
@@ -106,6 +107,8 @@ func Launcher(cfg config.Config, awsCfg aws.Config) (agents.Launcher, error) {
 type Deps struct {
 	Launcher agents.Launcher
 	Log      *slog.Logger
+	// Metrics records the functions' metrics (the Lambda mains: EMF lines on stdout; nil: none).
+	Metrics *metrics.Recorder
 	// JWKSURL, when set, is where the API fetches the Cognito keys instead of the issuer (tests put a
 	// proxy there that they can stop and slow down).
 	JWKSURL string
@@ -132,11 +135,18 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 		MintToken: func(room, identity, name string, ttl time.Duration) (string, error) {
 			return rooms.StudentToken(lk.APIKey, lk.APISecret, room, identity, name, ttl)
 		},
-		PublicURL: lk.PublicURL,
-		TokenTTL:  cfg.StudentTokenTTL,
-		LockTTL:   lockTTL,
-		Log:       deps.Log,
-		NewID:     uuid.NewString,
+		PublicURL:   lk.PublicURL,
+		TokenTTL:    cfg.StudentTokenTTL,
+		LockTTL:     lockTTL,
+		MaxDuration: cfg.SessionMaxDuration,
+		Limits: sessions.Limits{
+			DailySessions:   cfg.Limits.StudentDailySessions,
+			DailyMinutes:    cfg.Limits.StudentDailyMinutes,
+			MaxOpenSessions: cfg.Limits.MaxOpenSessions,
+		},
+		Metrics: deps.Metrics,
+		Log:     deps.Log,
+		NewID:   uuid.NewString,
 	}, nil
 }
 

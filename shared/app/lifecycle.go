@@ -42,6 +42,7 @@ func NewWebhookHandler(cfg config.Config, awsCfg aws.Config, deps Deps, requestI
 		sessions.NewDynamoStore(dynamodb.NewFromConfig(awsCfg), cfg.SessionsTable),
 		rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, log)
 	h.RequestIDFrom = requestID
+	h.Metrics = deps.Metrics
 	return h, nil
 }
 
@@ -57,6 +58,7 @@ func NewSweeper(cfg config.Config, awsCfg aws.Config, deps Deps) (*sweeper.Sweep
 		Rooms:            rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret),
 		Agents:           launcher,
 		Log:              log,
+		Metrics:          deps.Metrics,
 		MaxDuration:      cfg.SessionMaxDuration,
 		SafetyGrace:      cfg.SafetyGrace,
 		AgentJoinTimeout: cfg.AgentJoinTimeout,

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,9 +49,23 @@ type Config struct {
 	// SafetyGrace is how much longer than SessionMaxDuration a session flagged for a safety concern
 	// may run (sweeper; the API's active-session lock covers it). The agent's AGENT_SAFETY_GRACE_SECONDS
 	// must not exceed it.
-	SafetyGrace        time.Duration
+	SafetyGrace time.Duration
+	// Limits are create-room's cost guards (API).
+	Limits             Limits
 	CORSAllowedOrigins []string
 	LogLevel           string
+	// StackName is the deployment's name: the Stack dimension of every metric (shared/metrics).
+	StackName string
+}
+
+// Limits are the cost guards create-room enforces; 0 means unlimited.
+type Limits struct {
+	// StudentDailySessions and StudentDailyMinutes bound a student's sessions and session minutes
+	// per rolling day (STUDENT_DAILY_SESSION_LIMIT, STUDENT_DAILY_MINUTES_LIMIT).
+	StudentDailySessions int
+	StudentDailyMinutes  int
+	// MaxOpenSessions bounds the open sessions of all students together (MAX_OPEN_SESSIONS).
+	MaxOpenSessions int
 }
 
 type LiveKit struct {
@@ -95,10 +110,24 @@ const (
 	DefaultSessionMaxDuration = 60 * time.Minute
 	DefaultAgentJoinTimeout   = 3 * time.Minute
 	DefaultSafetyGrace        = 15 * time.Minute
+	// DefaultStackName is the Stack dimension outside a deployment (make dev, tests). The template
+	// sets STACK_NAME to the stack's name (the template check holds it, like the alarms' dimension).
+	DefaultStackName = "local"
 )
+
+// stackNamePattern is CloudFormation's stack name rule (also a valid metric dimension value).
+var stackNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
 
 // maxSeconds bounds every duration variable (one week), far from time.Duration overflow.
 const maxSeconds = 7 * 24 * 3600
+
+// Bounds of the limits. A student's usage item holds one entry per session of the day, so the
+// session limit stays far below DynamoDB's item size; a day has 1,440 minutes.
+const (
+	MaxStudentDailySessions = 1000
+	MaxStudentDailyMinutes  = 24 * 60
+	MaxOpenSessionsLimit    = 100000
+)
 
 // Load reads the variables fn needs through getenv (os.Getenv in production).
 func Load(fn Function, getenv func(string) string) (Config, error) {
@@ -114,6 +143,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 	}
 	c.SessionsTable = r.required("SESSIONS_TABLE")
 	c.LogLevel = r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	c.StackName = r.stackName()
 	c.SessionMaxDuration = r.seconds("SESSION_MAX_DURATION_SECONDS", DefaultSessionMaxDuration)
 	c.Agent.Launcher = r.oneOf("AGENT_LAUNCHER", "", LauncherECS, LauncherProcess)
 	if c.Agent.Launcher == "" {
@@ -128,6 +158,11 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		c.StudentTokenTTL = r.seconds("STUDENT_TOKEN_TTL_SECONDS", DefaultStudentTokenTTL)
 		c.CORSAllowedOrigins = r.list("CORS_ALLOWED_ORIGINS")
 		c.SafetyGrace = r.seconds("SESSION_SAFETY_GRACE_SECONDS", DefaultSafetyGrace)
+		c.Limits = Limits{
+			StudentDailySessions: r.count("STUDENT_DAILY_SESSION_LIMIT", MaxStudentDailySessions),
+			StudentDailyMinutes:  r.count("STUDENT_DAILY_MINUTES_LIMIT", MaxStudentDailyMinutes),
+			MaxOpenSessions:      r.count("MAX_OPEN_SESSIONS", MaxOpenSessionsLimit),
+		}
 		switch c.Agent.Launcher {
 		case LauncherECS:
 			c.Agent.ECS = r.ecs()
@@ -203,6 +238,17 @@ func (r *reader) url(name string, schemes ...string) string {
 	return strings.TrimRight(v, "/")
 }
 
+func (r *reader) stackName() string {
+	v := strings.TrimSpace(r.getenv("STACK_NAME"))
+	if v == "" {
+		return DefaultStackName
+	}
+	if !stackNamePattern.MatchString(v) {
+		r.problem("STACK_NAME must be a CloudFormation stack name (a letter, then letters, digits and hyphens; at most 128)")
+	}
+	return v
+}
+
 func (r *reader) oneOf(name, def string, allowed ...string) string {
 	v := strings.ToLower(strings.TrimSpace(r.getenv(name)))
 	if v == "" {
@@ -225,6 +271,20 @@ func (r *reader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(n) * time.Second
+}
+
+// count reads a whole number from 0 (also when unset: unlimited) to max.
+func (r *reader) count(name string, max int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		r.problem(fmt.Sprintf("%s must be a whole number between 0 (unlimited) and %d", name, max))
+		return 0
+	}
+	return n
 }
 
 func (r *reader) list(name string) []string {

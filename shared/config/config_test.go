@@ -325,6 +325,22 @@ func TestLoadOptionalValues(t *testing.T) {
 	}
 }
 
+// STACK_NAME is every metric's Stack dimension: the stack's name in AWS, "local" elsewhere.
+func TestLoadStackName(t *testing.T) {
+	for _, fn := range []Function{API, Webhook, Sweeper} {
+		env := apiEnv()
+		if c := mustLoad(t, fn, env); c.StackName != DefaultStackName {
+			t.Errorf("%s: default stack name %q", fn, c.StackName)
+		}
+		if c := mustLoad(t, fn, with(env, "STACK_NAME", " counselvideo-prod ")); c.StackName != "counselvideo-prod" {
+			t.Errorf("%s: stack name %q", fn, c.StackName)
+		}
+		for _, bad := range []string{"1stack", "stack_name", "stäck", strings.Repeat("a", 129)} {
+			mustFail(t, fn, with(env, "STACK_NAME", bad), "STACK_NAME")
+		}
+	}
+}
+
 func TestLoadCapacityProvider(t *testing.T) {
 	if c := mustLoad(t, API, apiEnv()); c.Agent.ECS.CapacityProvider != "FARGATE" {
 		t.Errorf("default capacity provider %q", c.Agent.ECS.CapacityProvider)
@@ -385,5 +401,27 @@ func TestRequiredVarsMatchesLoad(t *testing.T) {
 	}
 	if RequiredVars(Function("worker")) != nil {
 		t.Error("RequiredVars of an unknown function is not nil")
+	}
+}
+
+func TestLoadLimits(t *testing.T) {
+	if c := mustLoad(t, API, apiEnv()); c.Limits != (Limits{}) {
+		t.Errorf("unset limits %+v, want all 0 (unlimited)", c.Limits)
+	}
+	c := mustLoad(t, API, with(apiEnv(), "STUDENT_DAILY_SESSION_LIMIT", "3", "STUDENT_DAILY_MINUTES_LIMIT", " 90 ", "MAX_OPEN_SESSIONS", "0"))
+	if c.Limits != (Limits{StudentDailySessions: 3, StudentDailyMinutes: 90}) {
+		t.Errorf("limits %+v", c.Limits)
+	}
+	if c := mustLoad(t, API, with(apiEnv(), "STUDENT_DAILY_MINUTES_LIMIT", "1440", "MAX_OPEN_SESSIONS", "100000")); c.Limits.StudentDailyMinutes != 1440 || c.Limits.MaxOpenSessions != 100000 {
+		t.Errorf("upper bounds %+v", c.Limits)
+	}
+	msg := mustFail(t, API, with(apiEnv(), "STUDENT_DAILY_SESSION_LIMIT", "-1", "STUDENT_DAILY_MINUTES_LIMIT", "1441", "MAX_OPEN_SESSIONS", "ten"),
+		"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS")
+	if n := strings.Count(msg, ";") + 1; n != 3 {
+		t.Errorf("want 3 problems, got %d: %s", n, msg)
+	}
+	// The webhook and the sweeper release what a session holds from the session itself: they read no limits.
+	if c := mustLoad(t, Sweeper, with(baseEnv(), "MAX_OPEN_SESSIONS", "ten")); c.Limits != (Limits{}) {
+		t.Errorf("sweeper limits %+v", c.Limits)
 	}
 }

@@ -18,14 +18,17 @@ const (
 	CodeSessionNotFound  = "session_not_found"
 	CodeSessionClosed    = "session_closed"
 	CodeAuthUnavailable  = "auth_unavailable"
-	CodeInternal         = "internal_error"
+	// CodeStudentLimitReached (429) and CodeCapacityReached (503) are create-room's cost guards.
+	CodeStudentLimitReached = "student_limit_reached"
+	CodeCapacityReached     = "capacity_reached"
+	CodeInternal            = "internal_error"
 )
 
 // ErrorCodes lists every code above (the OpenAPI document's test compares its enum with this).
 var ErrorCodes = []string{
 	CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge,
 	CodeUnsupportedMedia, CodeValidation, CodeCategoryNotFound, CodeSessionNotFound, CodeSessionClosed,
-	CodeAuthUnavailable, CodeInternal,
+	CodeAuthUnavailable, CodeStudentLimitReached, CodeCapacityReached, CodeInternal,
 }
 
 // ErrorBody is the one JSON error shape: {"error": {...}}.

@@ -50,17 +50,31 @@ type Route struct{ Method, Path string }
 type route struct {
 	Route
 	handle func(*API, http.ResponseWriter, *http.Request, auth.Student)
+	// startsSession: each call can start an agent task (see CreateRoomRoutes).
+	startsSession bool
 }
 
 // routes is the API's one route table: Handler serves it; Routes shows it to the deployment check
 // and the OpenAPI document's test. Every route is Cognito-authenticated.
 var routes = []route{
-	{Route{http.MethodPost, "/api/v1/video/create-room"}, (*API).createRoom},
+	{Route{http.MethodPost, "/api/v1/video/create-room"}, (*API).createRoom, true},
 	// The path the original acceptance criteria spell.
-	{Route{http.MethodPost, "/api/video/create-room"}, (*API).createRoom},
-	{Route{http.MethodGet, "/api/v1/video/sessions/{session_id}"}, (*API).getSession},
-	{Route{http.MethodPost, "/api/v1/video/sessions/{session_id}/end"}, (*API).endSession},
-	{Route{http.MethodGet, "/api/v1/counselor-categories"}, (*API).listCategories},
+	{Route{http.MethodPost, "/api/video/create-room"}, (*API).createRoom, true},
+	{Route{http.MethodGet, "/api/v1/video/sessions/{session_id}"}, (*API).getSession, false},
+	{Route{http.MethodPost, "/api/v1/video/sessions/{session_id}/end"}, (*API).endSession, false},
+	{Route{http.MethodGet, "/api/v1/counselor-categories"}, (*API).listCategories, false},
+}
+
+// CreateRoomRoutes are the routes that start sessions (each call can start an agent task): the
+// deployment throttles them below the API's default (infra/templatecheck).
+func CreateRoomRoutes() []Route {
+	var out []Route
+	for _, r := range routes {
+		if r.startsSession {
+			out = append(out, r.Route)
+		}
+	}
+	return out
 }
 
 // Routes lists what Handler serves.
@@ -154,7 +168,8 @@ func (a *API) withCORS(next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "X-Request-Id")
+			// The frontend reads the request id and, on a 429/503, when to retry.
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
@@ -214,6 +229,9 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, student auth.St
 	}
 	if errors.Is(err, service.ErrSessionClosed) {
 		writeError(w, r, http.StatusConflict, CodeSessionClosed, "the session was ended while it was being set up", "")
+		return
+	}
+	if a.limitRefusal(w, r, err) {
 		return
 	}
 	if err != nil {

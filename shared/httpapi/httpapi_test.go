@@ -362,7 +362,7 @@ func TestCORS(t *testing.T) {
 	}
 	w := f.do(list(origin))
 	if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != origin ||
-		!slices.Contains(w.Header().Values("Vary"), "Origin") || w.Header().Get("Access-Control-Expose-Headers") != "X-Request-Id" {
+		!slices.Contains(w.Header().Values("Vary"), "Origin") || w.Header().Get("Access-Control-Expose-Headers") != "X-Request-Id, Retry-After" {
 		t.Errorf("allowed origin: %d %v", w.Code, w.Header())
 	}
 	for _, o := range []string{"https://evil.example.com", "https://app.example.com.evil.com", "null", ""} {

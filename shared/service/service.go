@@ -15,6 +15,7 @@ import (
 	"counselvideo/shared/auth"
 	"counselvideo/shared/categories"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
@@ -72,7 +73,13 @@ type Service struct {
 	TokenTTL time.Duration
 	// LockTTL bounds how long a crashed setup can block a student's next session.
 	LockTTL time.Duration
-	Log     *slog.Logger
+	// MaxDuration is a session's maximum before the student's daily minutes cut it.
+	MaxDuration time.Duration
+	// Limits are the cost guards checked with the session's birth (sessions.Limits; 0 = unlimited).
+	Limits sessions.Limits
+	Log    *slog.Logger
+	// Metrics records the sessions' lifecycle (nil: none).
+	Metrics *metrics.Recorder
 	Now     func() time.Time
 	// NewID makes session ids (uuid.NewString in production).
 	NewID func() string
@@ -88,6 +95,8 @@ type Created struct {
 	ExpiresAt   time.Time `json:"token_expires_at"`
 	// Resumed is true when the student already had an open session and gets a fresh token for it.
 	Resumed bool `json:"resumed"`
+	// MaxDurationSeconds is how long the session may last (the daily minutes left may cut it).
+	MaxDurationSeconds int64 `json:"max_duration_seconds"`
 }
 
 func (s *Service) now() time.Time {
@@ -107,7 +116,9 @@ const maxCreateAttempts = 3
 
 // CreateRoom starts a session for the student, or returns their open one with a fresh token. A session
 // whose room is already gone (it is ending) is never resumed: it is closed and a new one starts.
-func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (Created, error) {
+func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (created Created, err error) {
+	began := time.Now()
+	defer func() { s.Metrics.CreateRoomAnswered(metrics.OutcomeOf(created.Resumed, err), time.Since(began)) }()
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	cat, err := s.Categories.GetEnabled(ctx, categoryID)
@@ -128,7 +139,8 @@ func (s *Service) CreateRoom(ctx context.Context, student auth.Student, category
 }
 
 // start writes a new session and sets it up: record and room, then the agent, then the record of
-// both. It returns *sessions.ActiveSessionError when the student already has an open session.
+// both. It returns *sessions.ActiveSessionError when the student already has an open session, and the
+// store's refusals under the limits (*sessions.StudentLimitError, *sessions.CapacityError) as they are.
 func (s *Service) start(ctx context.Context, student auth.Student, cat categories.Category) (Created, error) {
 	newID := s.NewID
 	if newID == nil {
@@ -155,7 +167,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		defer close(roomDone)
 		roomSID, roomErr = s.Rooms.CreateRoom(ctx, sess.RoomName, rooms.Metadata{SessionID: sess.SessionID, CategoryID: cat.ID})
 	}()
-	createErr := s.Sessions.Create(ctx, sess, s.LockTTL)
+	created, createErr := s.Sessions.Create(ctx, sess, sessions.Admission{LockTTL: s.LockTTL, MaxDuration: s.MaxDuration, Limits: s.Limits})
 	<-roomDone
 	if createErr != nil {
 		if roomErr == nil {
@@ -163,13 +175,15 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		}
 		return Created{}, createErr
 	}
+	sess = created
+	s.Metrics.SessionCreated(sess.SessionID)
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID)
 	if roomErr != nil {
-		return Created{}, s.fail(ctx, sess, "", "room creation failed", roomErr)
+		return Created{}, s.fail(ctx, sess, "", "room creation failed", metrics.ReasonRoomCreationFailed, roomErr)
 	}
-	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID})
+	taskID, err := s.Agents.Launch(ctx, agents.Session{SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: cat.ID, MaxDuration: sess.MaxDuration()})
 	if err != nil {
-		return Created{}, s.fail(ctx, sess, "", "agent launch failed", err)
+		return Created{}, s.fail(ctx, sess, "", "agent launch failed", metrics.ReasonAgentLaunchFailed, err)
 	}
 	// MarkStarted accepts an active session (the student joined through a second create-room's
 	// answer); it refuses a closed one (the student ended it meanwhile): then only undo.
@@ -178,12 +192,13 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		return Created{}, s.abandon(ctx, sess, taskID)
 	}
 	if err != nil {
-		return Created{}, s.fail(ctx, sess, taskID, "session update failed", err)
+		return Created{}, s.fail(ctx, sess, taskID, "session update failed", metrics.ReasonSessionUpdateFailed, err)
 	}
-	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID, "category_id", cat.ID)
+	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID,
+		"category_id", cat.ID, "max_duration_seconds", sess.MaxDurationSeconds)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sessions.StatusStarting), ExpiresAt: expires,
+		Status: string(sessions.StatusStarting), ExpiresAt: expires, MaxDurationSeconds: sess.MaxDurationSeconds,
 	}, nil
 }
 
@@ -215,16 +230,17 @@ func (s *Service) resume(ctx context.Context, student auth.Student, sessionID st
 		return Created{}, fmt.Errorf("token signing failed: %w", err)
 	}
 	log.Info("returning open session", "status", sess.Status)
+	s.Metrics.SessionResumed(sess.SessionID)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
-		Status: string(sess.Status), ExpiresAt: expires, Resumed: true,
+		Status: string(sess.Status), ExpiresAt: expires, Resumed: true, MaxDurationSeconds: s.maxDurationOf(sess),
 	}, nil
 }
 
 // closeGone ends an open session whose room is gone and stops its agent (its room_finished webhook
 // would, but it may have been lost, and the sweeper only looks at open sessions).
 func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions.Session) {
-	_, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonRoomGone})
+	ended, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusEnded, At: s.now().UTC(), Reason: ReasonRoomGone})
 	switch {
 	case errors.Is(err, sessions.ErrConflict):
 		log.Info("open session closed meanwhile")
@@ -234,12 +250,22 @@ func (s *Service) closeGone(ctx context.Context, log *slog.Logger, sess sessions
 		return
 	}
 	log.Info("session closed: its room is gone", "end_reason", ReasonRoomGone)
+	s.Metrics.SessionClosed(ended, metrics.ReasonRoomGoneOnResume)
 	if sess.AgentTaskID == "" {
 		return
 	}
 	if err := s.Agents.Stop(ctx, sess.AgentTaskID, "session "+sess.SessionID+": "+ReasonRoomGone); err != nil {
 		log.Error("stop agent of a closed session failed", "agent_task_id", sess.AgentTaskID, "error", err.Error())
 	}
+}
+
+// maxDurationOf is a session's own maximum; one recorded before sessions had their own has the
+// configured one (what the sweeper applies to it).
+func (s *Service) maxDurationOf(sess sessions.Session) int64 {
+	if sess.MaxDurationSeconds > 0 {
+		return sess.MaxDurationSeconds
+	}
+	return int64(s.MaxDuration / time.Second)
 }
 
 func (s *Service) token(room string, student auth.Student) (string, time.Time, error) {
@@ -276,18 +302,21 @@ func (s *Service) undo(ctx context.Context, sess sessions.Session, taskID, reaso
 	}
 }
 
-// fail undoes a half-started session and records the failure. The returned error is the cause.
-func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, cause error) error {
+// fail undoes a half-started session and records the failure (reason in the record, code in the
+// metrics). The returned error is the cause.
+func (s *Service) fail(ctx context.Context, sess sessions.Session, taskID, reason string, code metrics.Reason, cause error) error {
 	log := logging.From(ctx, s.Log)
 	log.Error("session setup failed", "reason", reason, "error", cause.Error())
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	s.undo(cctx, sess, taskID, reason)
-	_, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason})
+	failed, err := s.Sessions.End(cctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: s.now().UTC(), Reason: reason})
 	switch {
+	case err == nil:
+		s.Metrics.SessionClosed(failed, code)
 	case errors.Is(err, sessions.ErrConflict):
 		log.Info("cleanup: session was closed meanwhile")
-	case err != nil:
+	default:
 		log.Error("cleanup: mark session failed", "error", err.Error())
 	}
 	return fmt.Errorf("%s: %w", reason, cause)
@@ -340,6 +369,7 @@ func (s *Service) EndSession(ctx context.Context, student auth.Student, sessionI
 		case err == nil:
 			sess, closedNow = ended, true
 			log.Info("session ended by student", "duration_seconds", ended.DurationSeconds)
+			s.Metrics.SessionClosed(ended, metrics.ReasonEndedByStudent)
 		case errors.Is(err, sessions.ErrConflict):
 			sess = ended // closed meanwhile: End returns it as it is
 		default:

@@ -190,15 +190,15 @@ func (s *ctxStore) check(ctx context.Context, op string) error {
 	return ctx.Err()
 }
 
-func (s *ctxStore) Create(ctx context.Context, sess sessions.Session, ttl time.Duration) error {
+func (s *ctxStore) Create(ctx context.Context, sess sessions.Session, a sessions.Admission) (sessions.Session, error) {
 	if err := s.check(ctx, "Create"); err != nil {
-		return err
+		return sessions.Session{}, err
 	}
-	err := s.MemoryStore.Create(ctx, sess, ttl)
+	created, err := s.MemoryStore.Create(ctx, sess, a)
 	if s.onCreate != nil {
 		s.onCreate()
 	}
-	return err
+	return created, err
 }
 
 func (s *ctxStore) Get(ctx context.Context, id string) (sessions.Session, error) {
@@ -255,7 +255,7 @@ func newFixture(t *testing.T) *fixture {
 			f.minted = append(f.minted, room+"|"+identity+"|"+name+"|"+ttl.String())
 			return "token-" + room, nil
 		},
-		PublicURL: "wss://lk.example.com", TokenTTL: 15 * time.Minute, LockTTL: time.Hour,
+		PublicURL: "wss://lk.example.com", TokenTTL: 15 * time.Minute, LockTTL: time.Hour, MaxDuration: time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return t0 },
 		NewID: func() string {
@@ -282,7 +282,7 @@ func TestCreateRoomStartsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Created{RoomURL: "wss://lk.example.com", AccessToken: "token-video-" + sessionID, RoomName: "video-" + sessionID,
-		SessionID: sessionID, Status: "starting", ExpiresAt: t0.Add(15 * time.Minute)}
+		SessionID: sessionID, Status: "starting", ExpiresAt: t0.Add(15 * time.Minute), MaxDurationSeconds: 3600}
 	if c != want {
 		t.Errorf("created\n%+v\nwant\n%+v", c, want)
 	}
@@ -292,7 +292,7 @@ func TestCreateRoomStartsSession(t *testing.T) {
 	if !slices.Equal(f.rooms.created, []string{"video-" + sessionID}) {
 		t.Errorf("rooms %v", f.rooms.created)
 	}
-	if len(f.agents.launched) != 1 || f.agents.launched[0] != (agents.Session{SessionID: sessionID, RoomName: "video-" + sessionID, CategoryID: catID}) {
+	if len(f.agents.launched) != 1 || f.agents.launched[0] != (agents.Session{SessionID: sessionID, RoomName: "video-" + sessionID, CategoryID: catID, MaxDuration: time.Hour}) {
 		t.Errorf("launched %+v", f.agents.launched)
 	}
 	s := f.session(t, sessionID)

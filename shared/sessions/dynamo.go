@@ -61,49 +61,59 @@ func ts(t time.Time) types.AttributeValue {
 	return str(t.UTC().Format(timeLayout))
 }
 
-func marshalSession(s Session) (map[string]types.AttributeValue, error) {
-	return attributevalue.MarshalMapWithOptions(s, func(o *attributevalue.EncoderOptions) {
+func marshalSession(s Session) (map[string]types.AttributeValue, error) { return marshal(s) }
+
+// marshal encodes with the fixed-width time layout.
+func marshal(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
 		o.EncodeTime = func(t time.Time) (types.AttributeValue, error) { return ts(t), nil }
 		o.OmitEmptyTime = true
 	})
 }
 
-func (d *DynamoStore) Create(ctx context.Context, s Session, lockTTL time.Duration) error {
+// maxTransactAttempts bounds the retries of Create's and End's transactions. The open-session
+// counter is one item every create and end writes, so concurrent ones meet in TransactionConflicts
+// that a jittered retry resolves.
+const maxTransactAttempts = 8
+
+func (d *DynamoStore) Create(ctx context.Context, s Session, a Admission) (Session, error) {
 	staleChecked := false
 	for attempt := 1; ; attempt++ {
-		err := d.create(ctx, s, lockTTL)
+		created, err := d.create(ctx, s, a)
 		var active *ActiveSessionError
 		switch {
-		case errors.Is(err, errTransactionConflict) && attempt < maxOptimisticAttempts:
-			// Another transaction is writing the student's lock at this moment: almost always a
-			// concurrent create-room (a double click). Once it settles, the retry either finds its
-			// session (and resumes it) or, if it failed, takes the lock itself.
+		case (errors.Is(err, errTransactionConflict) || errors.Is(err, errUsageChanged)) && attempt < maxTransactAttempts:
+			// Another transaction is writing the student's lock or usage, or the counter, at this
+			// moment: a concurrent create-room (a double click), another student's create or end, or
+			// this student's session ending. Once it settles, the retry reads again and decides again:
+			// it finds the concurrent session (and resumes it), or takes the lock itself.
 			if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
-				return fmt.Errorf("create session: %w", err)
+				return Session{}, fmt.Errorf("create session: %w", err)
 			}
 		case errors.As(err, &active) && !staleChecked:
 			// The lock may be stale: its session ended but the lock release failed. Clear it and retry once.
 			staleChecked = true
 			held, gerr := d.Get(ctx, active.SessionID)
 			if gerr != nil && !errors.Is(gerr, ErrNotFound) {
-				return gerr
+				return Session{}, gerr
 			}
 			if gerr == nil && held.Status.Open() {
-				return err
+				return Session{}, err
 			}
 			d.releaseLock(ctx, s.UserID, active.SessionID)
 		default:
-			return err
+			return created, err
 		}
 	}
 }
 
-// errTransactionConflict marks a create cancelled because another transaction held one of its items.
+// errTransactionConflict marks a transaction cancelled because another transaction held one of its items.
 var errTransactionConflict = errors.New("transaction conflict")
 
-// conflictBackoff is the jittered wait before retrying a conflicted create: 10 ms, 20 ms, 40 ms, ...
+// conflictBackoff is the jittered wait before retrying a conflicted transaction: 10 ms, 20 ms, 40 ms,
+// ... up to 160 ms.
 func conflictBackoff(attempt int) time.Duration {
-	base := 10 * time.Millisecond << (attempt - 1)
+	base := 10 * time.Millisecond << min(attempt-1, 4)
 	return base/2 + rand.N(base/2+1)
 }
 
@@ -118,56 +128,144 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (d *DynamoStore) create(ctx context.Context, s Session, lockTTL time.Duration) error {
+// create is one attempt: read the student's usage (when a daily limit is set) and decide, then write
+// lock, session, usage (conditioned on the version read) and the open-session counter (conditioned on
+// the cap) in one transaction.
+func (d *DynamoStore) create(ctx context.Context, s Session, a Admission) (Session, error) {
+	now := d.now()
+	s.MaxDurationSeconds = int64(a.MaxDuration / time.Second)
+	var usageWrite *types.TransactWriteItem
+	if a.Limits.Student() {
+		usage, err := d.StudentUsage(ctx, s.UserID)
+		if err != nil {
+			return Session{}, err
+		}
+		granted, refusal := a.Limits.Admit(usage, s.CreatedAt, a.MaxDuration)
+		if refusal != nil {
+			// Resuming is never refused: a student over the limit who holds an open session gets it back.
+			held, err := d.lockHolder(ctx, s.UserID, now)
+			switch {
+			case err != nil:
+				return Session{}, err
+			case held != "":
+				return Session{}, &ActiveSessionError{SessionID: held}
+			}
+			return Session{}, refusal
+		}
+		s.MaxDurationSeconds, s.CountedUsage = int64(granted/time.Second), true
+		if usageWrite, err = d.usagePut(s.UserID, usage, usage.withSession(s, granted, s.CreatedAt), now.Add(UsageWindow+a.MaxDuration+time.Hour)); err != nil {
+			return Session{}, err
+		}
+	}
+	s.CountedOpen = a.Limits.MaxOpenSessions > 0
+
 	item, err := marshalSession(s)
 	if err != nil {
-		return fmt.Errorf("marshal session: %w", err)
+		return Session{}, fmt.Errorf("marshal session: %w", err)
 	}
 	for k, v := range sessionKey(s.SessionID) {
 		item[k] = v
 	}
 	item[dynamotables.SweepBucketAttr] = str(dynamotables.SweepBucketOpen)
-	now := d.now()
 	lock := lockKey(s.UserID)
 	lock["session_id"] = str(s.SessionID)
-	lock[dynamotables.SessionsTTLAttr] = num(now.Add(lockTTL).Unix())
+	lock[dynamotables.SessionsTTLAttr] = num(now.Add(a.LockTTL).Unix())
 
-	_, err = d.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{Put: &types.Put{
-				TableName:                           &d.table,
-				Item:                                lock,
-				ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-				ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.Unix())},
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
-			{Put: &types.Put{
-				TableName:           &d.table,
-				Item:                item,
-				ConditionExpression: aws.String("attribute_not_exists(pk)"),
-			}},
-		},
-	})
+	writes := []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName:                           &d.table,
+			Item:                                lock,
+			ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :now"),
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.Unix())},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+		{Put: &types.Put{
+			TableName:           &d.table,
+			Item:                item,
+			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}},
+	}
+	usageAt, counterAt := -1, -1
+	if usageWrite != nil {
+		usageAt, writes = len(writes), append(writes, *usageWrite)
+	}
+	if s.CountedOpen {
+		counterAt, writes = len(writes), append(writes, d.takeSlot(a.Limits.MaxOpenSessions))
+	}
+	_, err = d.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
 	var canceled *types.TransactionCanceledException
-	if errors.As(err, &canceled) && len(canceled.CancellationReasons) > 0 {
-		reason := canceled.CancellationReasons[0] // the lock's
-		if aws.ToString(reason.Code) == "ConditionalCheckFailed" {
+	if errors.As(err, &canceled) {
+		failed := cancelled(canceled)
+		// The lock first: a student with an open session resumes it, whatever else refused.
+		if failed(0) == conditionFailed {
 			held := ""
-			if v, ok := reason.Item["session_id"].(*types.AttributeValueMemberS); ok {
+			if v, ok := canceled.CancellationReasons[0].Item["session_id"].(*types.AttributeValueMemberS); ok {
 				held = v.Value
 			}
-			return &ActiveSessionError{SessionID: held}
+			return Session{}, &ActiveSessionError{SessionID: held}
 		}
-		for _, r := range canceled.CancellationReasons {
-			if aws.ToString(r.Code) == "TransactionConflict" {
-				return fmt.Errorf("create session: %w: %w", errTransactionConflict, err)
-			}
+		switch {
+		case failed(anyItem) == transactionConflict:
+			return Session{}, fmt.Errorf("create session: %w: %w", errTransactionConflict, err)
+		case failed(usageAt) == conditionFailed:
+			return Session{}, fmt.Errorf("create session: %w", errUsageChanged)
+		case failed(counterAt) == conditionFailed:
+			return Session{}, &CapacityError{Max: a.Limits.MaxOpenSessions, RetryAfter: CapacityRetryAfter}
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return Session{}, fmt.Errorf("create session: %w", err)
 	}
-	return nil
+	return s, nil
+}
+
+// Cancellation reason codes of a cancelled transaction.
+const (
+	conditionFailed     = "ConditionalCheckFailed"
+	transactionConflict = "TransactionConflict"
+	// anyItem asks cancelled whether any item was in a TransactionConflict.
+	anyItem = -2
+)
+
+// cancelled returns the reason code of the i-th item of a cancelled transaction ("" when unknown);
+// for anyItem, transactionConflict if any item met one.
+func cancelled(c *types.TransactionCanceledException) func(i int) string {
+	return func(i int) string {
+		if i == anyItem {
+			for _, r := range c.CancellationReasons {
+				if aws.ToString(r.Code) == transactionConflict {
+					return transactionConflict
+				}
+			}
+			return ""
+		}
+		if i < 0 || i >= len(c.CancellationReasons) {
+			return ""
+		}
+		return aws.ToString(c.CancellationReasons[i].Code)
+	}
+}
+
+// lockHolder returns the session holding the student's unexpired lock ("" if none).
+func (d *DynamoStore) lockHolder(ctx context.Context, userID string, now time.Time) (string, error) {
+	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &d.table, Key: lockKey(userID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return "", fmt.Errorf("get session lock: %w", err)
+	}
+	var lock struct {
+		SessionID string `dynamodbav:"session_id"`
+		ExpiresAt int64  `dynamodbav:"expires_at"`
+	}
+	if out.Item == nil {
+		return "", nil
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &lock); err != nil {
+		return "", fmt.Errorf("decode session lock: %w", err)
+	}
+	if lock.ExpiresAt < now.Unix() {
+		return "", nil
+	}
+	return lock.SessionID, nil
 }
 
 func (d *DynamoStore) releaseLock(ctx context.Context, userID, sessionID string) {
@@ -233,18 +331,30 @@ func (d *DynamoStore) ListOpen(ctx context.Context, createdBefore time.Time, lim
 
 // update runs a conditional update on a session item and maps a lost condition to ErrConflict.
 func (d *DynamoStore) update(ctx context.Context, id, set, cond string, vals map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	return d.runUpdate(ctx, d.sessionUpdate(id, set, cond, vals))
+}
+
+// sessionUpdate is a conditional update of a session item, alone or within a transaction.
+func (d *DynamoStore) sessionUpdate(id, set, cond string, vals map[string]types.AttributeValue) types.Update {
 	var names map[string]string
 	if strings.Contains(set+cond, "#s") { // "status" is a reserved word; DynamoDB rejects unused names
 		names = map[string]string{"#s": "status"}
 	}
-	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	return types.Update{
 		TableName:                 &d.table,
 		Key:                       sessionKey(id),
 		UpdateExpression:          aws.String(set),
 		ConditionExpression:       aws.String("attribute_exists(pk) AND " + cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
-		ReturnValues:              types.ReturnValueAllNew,
+	}
+}
+
+func (d *DynamoStore) runUpdate(ctx context.Context, u types.Update) (map[string]types.AttributeValue, error) {
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression,
+		ConditionExpression: u.ConditionExpression, ExpressionAttributeNames: u.ExpressionAttributeNames,
+		ExpressionAttributeValues: u.ExpressionAttributeValues, ReturnValues: types.ReturnValueAllNew,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
@@ -275,7 +385,8 @@ func (d *DynamoStore) End(ctx context.Context, id string, e Ending) (Session, er
 	if !e.Status.Terminal() {
 		return Session{}, fmt.Errorf("end: %q is not a terminal status", e.Status)
 	}
-	for attempt := 0; ; attempt++ {
+	var gone releases // what turned out to have nothing left to release
+	for attempt := 1; ; attempt++ {
 		raw, cur, err := d.getRaw(ctx, id)
 		if err != nil {
 			return Session{}, err
@@ -283,24 +394,52 @@ func (d *DynamoStore) End(ctx context.Context, id string, e Ending) (Session, er
 		if !CanTransition(cur.Status, e.Status) {
 			return cur, ErrConflict
 		}
+		next := ended(cur, e)
 		// The condition pins the status and join time read above, so the duration is computed from the
 		// state it applies to. A concurrent join changes them: read again and retry.
 		vals := map[string]types.AttributeValue{
 			":to": str(string(e.Status)), ":from": str(string(cur.Status)), ":at": ts(e.At),
-			":reason": str(e.Reason), ":dur": num(durationSeconds(cur, e.At)),
+			":reason": str(e.Reason), ":dur": num(next.DurationSeconds),
 		}
-		attrs, err := d.update(ctx, id,
-			"SET #s = :to, ended_at = :at, end_reason = :reason, duration_seconds = :dur REMOVE sweep_bucket",
+		update := d.sessionUpdate(id,
+			"SET #s = :to, ended_at = :at, end_reason = :reason, duration_seconds = :dur REMOVE sweep_bucket"+removeReleased(cur, next),
 			"#s = :from AND "+pin("student_joined_at", raw, vals, ":sj"), vals)
-		if errors.Is(err, ErrConflict) && attempt < maxOptimisticAttempts {
+		writes, err := d.releaseWrites(cur, next, gone)
+		if err != nil {
+			return cur, err
+		}
+		if len(writes.items) == 0 {
+			attrs, err := d.runUpdate(ctx, update)
+			if errors.Is(err, ErrConflict) && attempt < maxTransactAttempts {
+				continue
+			}
+			if err != nil {
+				return cur, err
+			}
+			d.releaseLock(ctx, cur.UserID, id)
+			return decode(attrs)
+		}
+		// The session's terminal write and its releases commit together or not at all: a retried End
+		// finds the session terminal and releases nothing twice.
+		retry, err := d.commitWith(ctx, update, writes, &gone, attempt)
+		if retry && attempt < maxTransactAttempts {
 			continue
 		}
 		if err != nil {
 			return cur, err
 		}
 		d.releaseLock(ctx, cur.UserID, id)
-		return decode(attrs)
+		return next, nil
 	}
+}
+
+// ended is s as End(e) leaves it.
+func ended(s Session, e Ending) Session {
+	s.Status, s.EndedAt, s.EndReason = e.Status, e.At.UTC(), e.Reason
+	s.DurationSeconds = durationSeconds(s, e.At)
+	s.CountedOpen = false
+	s.CountedUsage = s.CountedUsage && e.Status != StatusFailed
+	return s
 }
 
 // durationSeconds is how long the student was in the session (0 if they never joined).

@@ -20,13 +20,20 @@ type scriptedDynamo struct {
 	mu        sync.Mutex
 	transacts []error // one per TransactWriteItems call, in order; nil = success
 	calls     int
+	inputs    []*dynamodb.TransactWriteItemsInput
 	items     map[string]map[string]types.AttributeValue // by pk
+	// afterTransact, if set, runs after each TransactWriteItems call (a concurrent writer's change).
+	afterTransact func(call int)
 }
 
-func (f *scriptedDynamo) TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+func (f *scriptedDynamo) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	f.inputs = append(f.inputs, in)
+	if f.afterTransact != nil {
+		defer f.afterTransact(f.calls)
+	}
 	if len(f.transacts) == 0 {
 		return nil, errors.New("unexpected TransactWriteItems")
 	}
@@ -39,8 +46,15 @@ func (f *scriptedDynamo) TransactWriteItems(context.Context, *dynamodb.TransactW
 }
 
 func (f *scriptedDynamo) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	pk := in.Key["pk"].(*types.AttributeValueMemberS).Value
 	return &dynamodb.GetItemOutput{Item: f.items[pk]}, nil
+}
+
+// DeleteItem accepts the lock release End makes.
+func (f *scriptedDynamo) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return &dynamodb.DeleteItemOutput{}, nil
 }
 
 // canceled is the exception DynamoDB returns for a cancelled transaction; reasons follow the order of
@@ -77,7 +91,7 @@ func TestCreateTransactionConflictResumes(t *testing.T) {
 		},
 		items: map[string]map[string]types.AttributeValue{"session#s-first": openSessionItem(t, "s-first")},
 	}
-	err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s-second", "u1"), time.Hour)
+	_, err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s-second", "u1"), Admission{LockTTL: time.Hour})
 	var active *ActiveSessionError
 	if !errors.As(err, &active) || active.SessionID != "s-first" {
 		t.Fatalf("Create = %v, want the concurrent session s-first as the open one", err)
@@ -90,7 +104,7 @@ func TestCreateTransactionConflictResumes(t *testing.T) {
 // TestCreateTransactionConflictThenFree: the conflicting transaction failed; the retry takes the lock.
 func TestCreateTransactionConflictThenFree(t *testing.T) {
 	db := &scriptedDynamo{transacts: []error{canceled(reason("TransactionConflict"), reason("None")), nil}}
-	if err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s1", "u1"), time.Hour); err != nil {
+	if _, err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s1", "u1"), Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatalf("Create after a conflict that went away: %v", err)
 	}
 }
@@ -102,12 +116,12 @@ func TestCreateTransactionConflictBounded(t *testing.T) {
 		script = append(script, canceled(reason("None"), reason("TransactionConflict")))
 	}
 	db := &scriptedDynamo{transacts: script}
-	err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s1", "u1"), time.Hour)
+	_, err := NewDynamoStore(db, "sessions").Create(context.Background(), newSession("s1", "u1"), Admission{LockTTL: time.Hour})
 	var active *ActiveSessionError
 	if err == nil || errors.As(err, &active) {
 		t.Fatalf("Create = %v, want an error", err)
 	}
-	if db.calls != maxOptimisticAttempts {
-		t.Errorf("%d attempts, want %d", db.calls, maxOptimisticAttempts)
+	if db.calls != maxTransactAttempts {
+		t.Errorf("%d attempts, want %d", db.calls, maxTransactAttempts)
 	}
 }

@@ -73,8 +73,11 @@ func pin(attr string, raw map[string]types.AttributeValue, vals map[string]types
 // RecordStudentJoin records a student's join: starting → active with student_joined_at; on an active
 // session an earlier join time replaces a later one; on a terminal session the status stays and only
 // student_joined_at and duration_seconds are filled in (a late participant_joined). Never reopens.
+// A corrected duration of an ended session counted under the daily limits is written to its usage
+// entry in the same transaction, so the minutes used stay the sum of the sessions' durations.
 func (d *DynamoStore) RecordStudentJoin(ctx context.Context, id string, at time.Time) error {
-	for range maxOptimisticAttempts {
+	var gone releases // the usage entry turned out to be gone
+	for attempt := 1; attempt <= maxTransactAttempts; attempt++ {
 		raw, cur, err := d.getRaw(ctx, id)
 		if err != nil {
 			return err
@@ -91,7 +94,19 @@ func (d *DynamoStore) RecordStudentJoin(ctx context.Context, id string, at time.
 			vals[":dur"] = num(next.DurationSeconds)
 			cond += " AND " + pin("ended_at", raw, vals, ":oldend")
 		}
-		_, err = d.update(ctx, id, set, cond, vals)
+		update := d.sessionUpdate(id, set, cond, vals)
+		if cur.Status.Terminal() && cur.CountedUsage && !gone.usage {
+			record, err := d.usageRecord(next)
+			if err != nil {
+				return err
+			}
+			retry, err := d.commitWith(ctx, update, releases{items: []types.TransactWriteItem{record}, counterAt: -1, usageAt: 1}, &gone, attempt)
+			if !retry {
+				return err
+			}
+			continue
+		}
+		_, err = d.runUpdate(ctx, update)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}

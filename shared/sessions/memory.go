@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +16,8 @@ type MemoryStore struct {
 	sessions map[string]Session
 	locks    map[string]memLock // by user id
 	events   map[string]time.Time
+	usage    map[string]Usage // by user id
+	open     int64            // the open-session counter
 	// sweepCursor is where the next sweep starts (see sweep.go).
 	sweepCursor SweepCursor
 	// Now is the store's clock for lock and claim expiry (time.Now when nil).
@@ -27,7 +30,7 @@ type memLock struct {
 }
 
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{sessions: map[string]Session{}, locks: map[string]memLock{}, events: map[string]time.Time{}}
+	return &MemoryStore{sessions: map[string]Session{}, locks: map[string]memLock{}, events: map[string]time.Time{}, usage: map[string]Usage{}}
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -39,22 +42,72 @@ func (m *MemoryStore) now() time.Time {
 	return time.Now()
 }
 
-func (m *MemoryStore) Create(_ context.Context, s Session, lockTTL time.Duration) error {
+func (m *MemoryStore) Create(_ context.Context, s Session, a Admission) (Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	if l, ok := m.locks[s.UserID]; ok && !l.expires.Before(now) {
 		if held, ok := m.sessions[l.sessionID]; !ok || held.Status.Open() {
-			return &ActiveSessionError{SessionID: l.sessionID}
+			return Session{}, &ActiveSessionError{SessionID: l.sessionID}
 		}
 		// stale lock: its session ended but the release was lost
 	}
 	if _, exists := m.sessions[s.SessionID]; exists {
-		return fmt.Errorf("create session: %s already exists", s.SessionID)
+		return Session{}, fmt.Errorf("create session: %s already exists", s.SessionID)
+	}
+	s.MaxDurationSeconds = int64(a.MaxDuration / time.Second)
+	usage := m.usage[s.UserID]
+	if a.Limits.Student() {
+		granted, err := a.Limits.Admit(usage, s.CreatedAt, a.MaxDuration)
+		if err != nil {
+			return Session{}, err
+		}
+		usage = usage.withSession(s, granted, s.CreatedAt)
+		s.MaxDurationSeconds, s.CountedUsage = int64(granted/time.Second), true
+	}
+	if max := a.Limits.MaxOpenSessions; max > 0 {
+		if m.open >= int64(max) {
+			return Session{}, &CapacityError{Max: max, RetryAfter: CapacityRetryAfter}
+		}
+		m.open++
+		s.CountedOpen = true
+	}
+	if s.CountedUsage {
+		m.usage[s.UserID] = usage
 	}
 	m.sessions[s.SessionID] = s
-	m.locks[s.UserID] = memLock{sessionID: s.SessionID, expires: now.Add(lockTTL)}
-	return nil
+	m.locks[s.UserID] = memLock{sessionID: s.SessionID, expires: now.Add(a.LockTTL)}
+	return s, nil
+}
+
+// recordUsage writes a counted session's usage entry as the session now is (see usageRecord).
+func (m *MemoryStore) recordUsage(s Session) {
+	u, ok := m.usage[s.UserID]
+	if _, counted := u.Sessions[s.SessionID]; !ok || !counted {
+		return
+	}
+	next := Usage{Version: u.Version + 1, Sessions: maps.Clone(u.Sessions)}
+	if e, keep := usageEntryOf(s); keep {
+		next.Sessions[s.SessionID] = e
+	} else {
+		delete(next.Sessions, s.SessionID)
+	}
+	m.usage[s.UserID] = next
+}
+
+// StudentUsage: see DynamoStore.StudentUsage.
+func (m *MemoryStore) StudentUsage(_ context.Context, userID string) (Usage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.usage[userID]
+	return Usage{Version: u.Version, Sessions: maps.Clone(u.Sessions)}, nil
+}
+
+// OpenSessionCount: see DynamoStore.OpenSessionCount.
+func (m *MemoryStore) OpenSessionCount(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.open, nil
 }
 
 func (m *MemoryStore) Get(_ context.Context, id string) (Session, error) {
@@ -137,6 +190,9 @@ func (m *MemoryStore) RecordStudentJoin(_ context.Context, id string, at time.Ti
 	_, err := m.apply(id, func(s *Session) error {
 		if next, ok := planStudentJoin(*s, at.UTC()); ok {
 			*s = next
+			if s.Status.Terminal() && s.CountedUsage {
+				m.recordUsage(*s)
+			}
 		}
 		return nil
 	})
@@ -173,8 +229,14 @@ func (m *MemoryStore) End(_ context.Context, id string, e Ending) (Session, erro
 	if !CanTransition(s.Status, e.Status) {
 		return s, ErrConflict
 	}
-	s.Status, s.EndedAt, s.EndReason = e.Status, e.At.UTC(), e.Reason
-	s.DurationSeconds = durationSeconds(s, e.At)
+	next := ended(s, e)
+	if s.CountedOpen && m.open > 0 {
+		m.open--
+	}
+	if s.CountedUsage {
+		m.recordUsage(next)
+	}
+	s = next
 	m.sessions[id] = s
 	if l, ok := m.locks[s.UserID]; ok && l.sessionID == id {
 		delete(m.locks, s.UserID)

@@ -39,11 +39,11 @@ func TestTransitionsAsData(t *testing.T) {
 func TestMemoryStoreLifecycle(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemoryStore()
-	if err := m.Create(ctx, newSession("s1", "u1"), time.Hour); err != nil {
+	if _, err := m.Create(ctx, newSession("s1", "u1"), Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	var active *ActiveSessionError
-	if err := m.Create(ctx, newSession("s2", "u1"), time.Hour); !errors.As(err, &active) || active.SessionID != "s1" {
+	if _, err := m.Create(ctx, newSession("s2", "u1"), Admission{LockTTL: time.Hour}); !errors.As(err, &active) || active.SessionID != "s1" {
 		t.Fatalf("second open session: %v", err)
 	}
 	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-1", t0.Add(time.Second)); err != nil {
@@ -80,7 +80,7 @@ func TestMemoryStoreLifecycle(t *testing.T) {
 		t.Fatalf("ended session still listed open")
 	}
 	// The lock is released: the student can start again.
-	if err := m.Create(ctx, newSession("s3", "u1"), time.Hour); err != nil {
+	if _, err := m.Create(ctx, newSession("s3", "u1"), Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatalf("new session after end: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestRecordJoinsOrderIndependent(t *testing.T) {
 	joinA, joinB, end := t0.Add(10*time.Second), t0.Add(30*time.Second), t0.Add(100*time.Second)
 	run := func(order []string) Session {
 		m := NewMemoryStore()
-		if err := m.Create(ctx, newSession("s", "u"), time.Hour); err != nil {
+		if _, err := m.Create(ctx, newSession("s", "u"), Admission{LockTTL: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		for _, step := range order {
@@ -178,7 +178,7 @@ func TestStoredTimesSortAsStrings(t *testing.T) {
 func TestMarkStartedAcceptsAnyOpenStatus(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemoryStore()
-	if err := m.Create(ctx, newSession("s1", "u1"), time.Hour); err != nil {
+	if _, err := m.Create(ctx, newSession("s1", "u1"), Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RecordStudentJoin(ctx, "s1", t0.Add(time.Second)); err != nil {

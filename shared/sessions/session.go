@@ -73,11 +73,24 @@ type Session struct {
 	DurationSeconds int64     `dynamodbav:"duration_seconds,omitempty" json:"duration_seconds,omitempty"`
 	EndReason       string    `dynamodbav:"end_reason,omitempty" json:"end_reason,omitempty"`
 	AgentTaskID     string    `dynamodbav:"agent_task_id,omitempty" json:"-"`
+	// MaxDurationSeconds is this session's own maximum: the configured one, cut to the minutes the
+	// student had left that day. The agent ends the session at it; the sweeper a little later.
+	MaxDurationSeconds int64 `dynamodbav:"max_duration_seconds,omitempty" json:"max_duration_seconds,omitempty"`
+	// CountedOpen: the session holds a slot of the open-session counter (MaxOpenSessions); End gives it back.
+	CountedOpen bool `dynamodbav:"counted_open,omitempty" json:"-"`
+	// CountedUsage: the session has an entry in the student's usage item (daily limits); End records
+	// its duration there, or removes it for a failed session.
+	CountedUsage bool `dynamodbav:"counted_usage,omitempty" json:"-"`
 	// SafetyFlag and SafetyFlagCount are written by the agent (agentimage/src/safety-aws.ts), never
 	// by this package: the first safety concern raised in the session, and how many were raised.
 	// Staff-only: not shown to the student (the student sees the crisis resources in the room).
 	SafetyFlag      *SafetyFlag `dynamodbav:"safety_flag,omitempty" json:"-"`
 	SafetyFlagCount int64       `dynamodbav:"safety_flag_count,omitempty" json:"-"`
+}
+
+// MaxDuration is the session's own maximum duration (0 for sessions recorded before it existed).
+func (s Session) MaxDuration() time.Duration {
+	return time.Duration(s.MaxDurationSeconds) * time.Second
 }
 
 // SafetyFlag is the first safety concern of a session: what the student is at risk of (kind:
@@ -117,10 +130,12 @@ type Ending struct {
 
 // Store persists sessions. The DynamoDB implementation is the production one; MemoryStore serves unit tests.
 type Store interface {
-	// Create writes a new `starting` session and the student's active-session lock atomically.
-	// If the student already holds an open session (also one being created concurrently) it returns
-	// *ActiveSessionError.
-	Create(ctx context.Context, s Session, lockTTL time.Duration) error
+	// Create writes a new `starting` session and the student's active-session lock atomically, and
+	// in the same transaction admits it under a's limits (limits.go): it returns the session as
+	// written, with its own maximum duration. If the student already holds an open session (also one
+	// being created concurrently) it returns *ActiveSessionError, whatever the limits say; a student
+	// over a daily limit gets *StudentLimitError, a full house *CapacityError.
+	Create(ctx context.Context, s Session, a Admission) (Session, error)
 	Get(ctx context.Context, sessionID string) (Session, error)
 	// ListByUser returns a student's sessions, newest first.
 	ListByUser(ctx context.Context, userID string, limit int32) ([]Session, error)
@@ -137,8 +152,9 @@ type Store interface {
 	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
 	// RecordAgentJoin keeps the earliest agent (or avatar) join time.
 	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
-	// End moves an open session to a terminal status, releases the student's lock and returns the
-	// session as it now is. ErrConflict if it was already terminal.
+	// End moves an open session to a terminal status, releases the student's lock and, in the same
+	// write as the status, what the session holds under the limits (its open-session slot, its usage
+	// entry), and returns the session as it now is. ErrConflict if it was already terminal.
 	End(ctx context.Context, sessionID string, e Ending) (Session, error)
 	// ClaimEvent records a webhook event id once; ErrDuplicateEvent if seen before.
 	ClaimEvent(ctx context.Context, eventID string, ttl time.Duration) error

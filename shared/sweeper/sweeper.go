@@ -14,6 +14,7 @@ import (
 
 	"counselvideo/shared/agents"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
@@ -34,6 +35,15 @@ const (
 	DefaultStopMargin = 10 * time.Second
 	// maxFailuresReported bounds the failures listed in a report (all are counted and logged).
 	maxFailuresReported = 20
+	// GoodbyeGrace is how long past a session's maximum the sweeper waits before it ends the session
+	// itself. The agent ends it at that maximum, counted from its own join: it says a goodbye (waiting
+	// up to 10 s for it, agentimage GOODBYE_MAX_WAIT_MS), closes the conversation (up to 10 s) and
+	// deletes the room. The sweeper's cut is for an agent that did not, and must never come first.
+	GoodbyeGrace = 30 * time.Second
+	// StuckAfter: an open session this long past the moment the sweeper ends it for its length
+	// (lengthDeadline) is stuck (SessionsStuckOpen). Every run (each minute) closes sessions over
+	// their limit, so one still open this late was not closed by several runs in a row.
+	StuckAfter = 5 * time.Minute
 )
 
 // Store is the part of the session store the sweeper uses.
@@ -59,7 +69,10 @@ type Sweeper struct {
 	Rooms    Rooms
 	Agents   agents.Launcher
 	Log      *slog.Logger
-	// MaxDuration ends sessions older than this (counted from creation).
+	// Metrics records each run and each session it closes (nil: none).
+	Metrics *metrics.Recorder
+	// MaxDuration ends sessions that ran longer, for sessions recorded without their own maximum
+	// (see lengthDeadline).
 	MaxDuration time.Duration
 	// SafetyGrace is how much longer a session flagged for a safety concern may run (the agent
 	// extends its own limit by the same grace, once): the cut must not fall mid-crisis.
@@ -100,6 +113,8 @@ type Report struct {
 	// Errors counts every failure; Failures lists the first maxFailuresReported of them.
 	Errors   int       `json:"errors"`
 	Failures []Failure `json:"failures"`
+	// Stuck counts the sessions examined that were open StuckAfter past their length deadline.
+	Stuck int `json:"stuck"`
 	// Resumed: the run started where an earlier one stopped. Complete: it reached the end of the
 	// open sessions (the next run starts from the oldest again); otherwise Cursor is where the next
 	// run resumes.
@@ -208,6 +223,9 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 			for j := range jobs {
 				c, err := s.sweep(workCtx, j.sess, now)
 				mu.Lock()
+				if deadline, _, ok := s.lengthDeadline(j.sess); ok && !now.Before(deadline.Add(StuckAfter)) {
+					rep.Stuck++
+				}
 				if err != nil {
 					logging.From(ctx, s.Log).Error("session check failed", "session_id", j.sess.SessionID, "user_id", j.sess.UserID, "error", err.Error())
 					rep.fail(j.sess.SessionID, err)
@@ -268,8 +286,10 @@ hand:
 		log.Error("saving the sweep cursor failed", "error", err.Error())
 		rep.fail("", err)
 	}
-	log.Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors,
-		"complete", rep.Complete, "resumed", rep.Resumed, "duration_ms", time.Since(began).Milliseconds())
+	took := time.Since(began)
+	log.Info("sweep done", "examined", rep.Examined, "closed", len(rep.Closed), "errors", rep.Errors, "stuck", rep.Stuck,
+		"complete", rep.Complete, "resumed", rep.Resumed, "duration_ms", took.Milliseconds())
+	s.Metrics.SweepDone(metrics.Sweep{Duration: took, Examined: rep.Examined, Closed: len(rep.Closed), Errors: rep.Errors, Stuck: rep.Stuck})
 	if listErr != nil && listed == 0 {
 		return rep, fmt.Errorf("sweep: %w", listErr)
 	}
@@ -279,7 +299,7 @@ hand:
 func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Time) (*Closed, error) {
 	ctx = logging.With(ctx, s.Log, "session_id", sess.SessionID, "user_id", sess.UserID)
 	age := now.Sub(sess.CreatedAt)
-	if s.MaxDuration > 0 && age >= s.MaxDuration {
+	if deadline, limit, ok := s.lengthDeadline(sess); ok && !now.Before(deadline) {
 		if !sess.Flagged() && s.SafetyGrace > 0 {
 			// The page comes from an index that lags the table: a flag the agent just recorded must
 			// still extend the limit, so read the item itself before cutting.
@@ -289,18 +309,20 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 			}
 			if err == nil {
 				sess = fresh
+				deadline, limit, _ = s.lengthDeadline(sess)
 			}
 		}
-		if !sess.Flagged() {
-			return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDuration(s.MaxDuration), now)
-		}
-		if age >= s.MaxDuration+s.SafetyGrace {
-			return s.close(ctx, sess, sessions.StatusEnded, ReasonMaxDurationFlagged(s.MaxDuration, s.SafetyGrace), now)
+		if !now.Before(deadline) {
+			reason := ReasonMaxDuration(limit)
+			if sess.Flagged() {
+				reason = ReasonMaxDurationFlagged(limit, s.SafetyGrace)
+			}
+			return s.close(ctx, sess, sessions.StatusEnded, reason, metrics.ReasonMaxDuration, now)
 		}
 	}
 	people, err := s.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {
-		return s.close(ctx, sess, sessions.StatusEnded, ReasonRoomGone, now)
+		return s.close(ctx, sess, sessions.StatusEnded, ReasonRoomGone, metrics.ReasonRoomGone, now)
 	}
 	if err != nil {
 		return nil, err
@@ -310,14 +332,41 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 		agentIn = agentIn || p.IsAgent
 	}
 	if s.AgentJoinTimeout > 0 && age >= s.AgentJoinTimeout && sess.AgentJoinedAt.IsZero() && !agentIn {
-		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), now)
+		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), metrics.ReasonAgentJoinTimeout, now)
 	}
 	return nil, nil
 }
 
+// lengthDeadline is when the sweeper ends a session for its length, and the maximum it applies: the
+// session's own (cut by the student's daily minutes), else MaxDuration; ok is false without either.
+// The agent counts the maximum from its join, so the sweeper does too, plus GoodbyeGrace: from the
+// recorded agent join, or, while none is recorded, from the latest the agent can have joined
+// (AgentJoinTimeout after creation; a session whose agent is absent by then is failed instead); a
+// session flagged for a safety concern gets SafetyGrace more.
+func (s *Sweeper) lengthDeadline(sess sessions.Session) (deadline time.Time, limit time.Duration, ok bool) {
+	limit = sess.MaxDuration()
+	if limit <= 0 {
+		limit = s.MaxDuration
+	}
+	if limit <= 0 {
+		return time.Time{}, 0, false
+	}
+	agentJoined := sess.AgentJoinedAt
+	if agentJoined.IsZero() {
+		agentJoined = sess.CreatedAt.Add(max(s.AgentJoinTimeout, 0))
+	}
+	grace := GoodbyeGrace
+	if sess.Flagged() {
+		// The agent extended its own limit once by the same grace: the cut must not fall mid-crisis.
+		grace += s.SafetyGrace
+	}
+	return agentJoined.Add(limit + grace), limit, true
+}
+
 // close records the end first (so the reason is ours, not the room_finished our delete triggers), then
 // deletes the room and stops the task. If the webhook closed the session meanwhile, it did the rest.
-func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessions.Status, reason string, now time.Time) (*Closed, error) {
+// reason goes into the record, code into the metrics.
+func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessions.Status, reason string, code metrics.Reason, now time.Time) (*Closed, error) {
 	log := logging.From(ctx, s.Log)
 	ended, err := s.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: status, At: now, Reason: reason})
 	if errors.Is(err, sessions.ErrConflict) {
@@ -328,6 +377,7 @@ func (s *Sweeper) close(ctx context.Context, sess sessions.Session, status sessi
 		return nil, err
 	}
 	log.Info("session closed by sweeper", "status", status, "end_reason", reason, "duration_seconds", ended.DurationSeconds)
+	s.Metrics.SessionClosed(ended, code)
 	var errs []error
 	if err := s.Rooms.DeleteRoom(ctx, sess.RoomName); err != nil {
 		errs = append(errs, err)

@@ -82,8 +82,10 @@ func TestSweeperClosesWhatIsOver(t *testing.T) {
 			lk.people[s.RoomName] = people
 		}
 	}
-	// over the maximum duration, room still busy
-	add(open("long", 61*time.Minute, sessions.StatusActive), student, agent)
+	// over the maximum duration (counted from the agent's join) and its goodbye, room still busy
+	long := open("long", 61*time.Minute, sessions.StatusActive)
+	long.AgentJoinedAt = long.CreatedAt.Add(20 * time.Second)
+	add(long, student, agent)
 	// room gone (room_finished dropped)
 	add(open("gone", 10*time.Minute, sessions.StatusActive))
 	// agent never joined and is not in the room

@@ -19,6 +19,7 @@ import (
 	"counselvideo/shared/agents"
 	"counselvideo/shared/httpapi"
 	"counselvideo/shared/logging"
+	"counselvideo/shared/metrics"
 	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
@@ -71,6 +72,8 @@ type Handler struct {
 	Rooms    RoomDeleter
 	Agents   agents.Launcher
 	Log      *slog.Logger
+	// Metrics records what became of each request and the sessions' joins and ends (nil: none).
+	Metrics *metrics.Recorder
 	// DedupeTTL is how long an event id is remembered (DefaultDedupeTTL when zero).
 	DedupeTTL time.Duration
 	// Now is the clock used when an event carries no time (time.Now when nil).
@@ -111,6 +114,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = uuid.NewString()
 	}
 	w.Header().Set("X-Request-Id", rid)
+	result := metrics.WebhookRejected
+	defer func() { h.Metrics.WebhookHandled(result) }()
 	ctx := logging.With(r.Context(), h.Log, "request_id", rid)
 	log := logging.From(ctx, h.Log)
 
@@ -135,7 +140,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.Handle(ctx, ev)
+	result = metrics.WebhookResult(res)
 	if err != nil {
+		result = metrics.WebhookFailed
 		log.Error("webhook failed; LiveKit will retry", "event", ev.GetEvent(), "event_id", ev.GetId(), "error", err.Error())
 		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "internal error; LiveKit will retry", rid)
 		return
@@ -237,11 +244,17 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 			if err := h.Sessions.RecordAgentJoin(ctx, sessionID, at); err != nil {
 				return "", err
 			}
+			if sess.AgentJoinedAt.IsZero() { // the session's first agent (the avatar joins later)
+				h.Metrics.AgentJoined(sess, metrics.SourceCold, at)
+			}
 			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
 		case h.isStudent(p, sess):
 			if !otherRoom { // a ghost room's join time is no fact about the session
 				if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
 					return "", err
+				}
+				if sess.StudentJoinedAt.IsZero() {
+					h.Metrics.StudentJoined(sess, at)
 				}
 				log.Info("student joined", "joined_at", at, "participant_sid", p.GetSid())
 			}
@@ -284,6 +297,7 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 		switch {
 		case err == nil:
 			log.Info("session ended", "ended_at", ended.EndedAt, "duration_seconds", ended.DurationSeconds, "end_reason", reason)
+			h.Metrics.SessionClosed(ended, metrics.ReasonRoomFinished)
 		case errors.Is(err, sessions.ErrConflict):
 			log.Info("room finished for a session already closed", "status", ended.Status)
 		default:

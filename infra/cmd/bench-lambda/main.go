@@ -41,14 +41,16 @@ func main() {
 	colds := flag.Int("cold", 5, "cold starts to measure")
 	warm := flag.Int("warm", 50, "warm create-room invocations")
 	baseline := flag.String("baseline", "", "git ref whose API is measured side by side (warm create-room), interleaved with this tree's")
+	limits := flag.String("limits", "STUDENT_DAILY_SESSION_LIMIT=5,STUDENT_DAILY_MINUTES_LIMIT=120,MAX_OPEN_SESSIONS=100000",
+		"cost-guard variables (comma-separated K=V) of a third variant, this tree with them set, interleaved too; empty skips it")
 	flag.Parse()
-	if err := run(*out, *colds, *warm, *baseline); err != nil {
+	if err := run(*out, *colds, *warm, *baseline, *limits); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-lambda:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, colds, warm int, baseline string) error {
+func run(out string, colds, warm int, baseline, limits string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	stack, err := localstack.Start(ctx, localstack.Options{})
@@ -114,12 +116,22 @@ func run(out string, colds, warm int, baseline string) error {
 	}
 	cat := list[0].ID
 
-	// Students are made up front so sign-up time stays out of the measurements.
-	variants := 1
-	if baseBin != "" {
-		variants = 2
+	// Warm variants, each under its own emulator: this tree, the baseline, this tree with the cost
+	// guards on (the template's defaults; a cap the run never reaches, so each call pays the counter).
+	type variant struct {
+		bin string
+		env []string
 	}
-	tokens := make([]string, colds+variants*(warm+1))
+	variants := []variant{{hostBin, env}}
+	if baseBin != "" {
+		variants = append(variants, variant{baseBin, env})
+	}
+	if limits != "" {
+		variants = append(variants, variant{hostBin, append(slices.Clone(env), strings.Split(limits, ",")...)})
+	}
+
+	// Students are made up front so sign-up time stays out of the measurements.
+	tokens := make([]string, colds+len(variants)*(warm+1))
 	for i := range tokens {
 		name := fmt.Sprintf("bench-%d@example.edu", i)
 		if _, err := stack.Cognito.CreateUser(ctx, pool, name, "Passw0rd!bench"); err != nil {
@@ -154,15 +166,11 @@ func run(out string, colds, warm int, baseline string) error {
 	}
 
 	// Warm: one emulator per variant, invoked in turn (this tree, baseline, this tree, ...) so that
-	// load from other processes on the machine hits both alike.
-	bins := []string{hostBin}
-	if baseBin != "" {
-		bins = append(bins, baseBin)
-	}
-	fns := make([]*localstack.Lambda, len(bins))
+	// load from other processes on the machine hits all alike.
+	fns := make([]*localstack.Lambda, len(variants))
 	next := colds
-	for i, bin := range bins {
-		if fns[i], err = localstack.StartLambda(stack.Paths, bin, env); err != nil {
+	for i, v := range variants {
+		if fns[i], err = localstack.StartLambda(stack.Paths, v.bin, v.env); err != nil {
 			return err
 		}
 		defer fns[i].Stop()
@@ -171,7 +179,7 @@ func run(out string, colds, warm int, baseline string) error {
 		}
 		next++
 	}
-	warms := make([][]float64, len(bins))
+	warms := make([][]float64, len(variants))
 	for range warm - 1 {
 		for i, fn := range fns {
 			start := time.Now()
@@ -183,13 +191,22 @@ func run(out string, colds, warm int, baseline string) error {
 			warms[i] = append(warms[i], float64(time.Since(start).Microseconds())/1000)
 		}
 	}
-	baselineRows := ""
+	// Rows below the warm row, and the notes after the table.
+	var rows, notes string
 	if baseBin != "" {
 		b, c := warms[1], warms[0]
-		baselineRows = fmt.Sprintf("| warm create-room, baseline `%s`, interleaved with the row above (ms) | %d | %.1f | %.1f | %.1f |\n", baseline, len(b), pct(b, 50), pct(b, 95), pct(b, 100)) +
-			fmt.Sprintf("\nWarm create-room p50: baseline %.1f ms, this tree %.1f ms (%.0f%% of the baseline). The baseline\n", pct(b, 50), pct(c, 50), 100*pct(c, 50)/pct(b, 50)) +
+		rows += fmt.Sprintf("| warm create-room, baseline `%s`, interleaved with the row above (ms) | %d | %.1f | %.1f | %.1f |\n", baseline, len(b), pct(b, 50), pct(b, 95), pct(b, 100))
+		notes += fmt.Sprintf("\nWarm create-room p50: baseline %.1f ms, this tree %.1f ms (%.0f%% of the baseline). The baseline\n", pct(b, 50), pct(c, 50), 100*pct(c, 50)/pct(b, 50)) +
 			"is built from `git archive` of that ref (no worktree is created) and runs under its own emulator\n" +
 			"against the same stack; the two are invoked alternately.\n"
+	}
+	if limits != "" {
+		g, c := warms[len(warms)-1], warms[0]
+		rows += fmt.Sprintf("| warm create-room, this tree with the cost guards on (`%s`), interleaved (ms) | %d | %.1f | %.1f | %.1f |\n",
+			limits, len(g), pct(g, 50), pct(g, 95), pct(g, 100))
+		notes += fmt.Sprintf("\nWith the cost guards on, create-room also reads the student's usage item before its transaction\n"+
+			"(in parallel with LiveKit's CreateRoom) and writes the usage item and the open-session counter in it:\n"+
+			"p50 %.1f ms against %.1f ms without (%.0f%%).\n", pct(g, 50), pct(c, 50), 100*pct(g, 50)/pct(c, 50))
 	}
 
 	calls, err := roundTrips(ctx, stack, ecs.URL, cat, warm)
@@ -211,7 +228,7 @@ categories once a minute and writes the transaction while LiveKit creates the ro
 | cold start: init in main, config to handler ready (ms) | %d | %.1f | %.1f | %.1f |
 | cold start: first create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
 | warm create-room, end to end (ms) | %d | %.1f | %.1f | %.1f |
-%s
+%s%s
 %s
 Deployment artifact (linux/arm64, `+"`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`"+`): bootstrap %.1f MiB, zipped %.1f MiB.
 
@@ -220,7 +237,7 @@ network hops); treat these as regression baselines, not production latencies.
 `, time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.Version(),
 		len(inits), pct(inits, 50), pct(inits, 95), pct(inits, 100),
 		len(firsts), pct(firsts, 50), pct(firsts, 95), pct(firsts, 100),
-		len(warms[0]), pct(warms[0], 50), pct(warms[0], 95), pct(warms[0], 100), baselineRows, calls,
+		len(warms[0]), pct(warms[0], 50), pct(warms[0], 95), pct(warms[0], 100), rows, notes, calls,
 		float64(raw)/(1<<20), float64(zipped)/(1<<20))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -248,7 +265,8 @@ func roundTrips(ctx context.Context, stack *localstack.Stack, ecsURL, categoryID
 		steps := []func() error{
 			func() error { _, err := cats.GetEnabled(ctx, categoryID); return err },
 			func() error {
-				return store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, time.Hour)
+				_, err := store.Create(ctx, sessions.Session{SessionID: id, UserID: "rt-" + id, Status: sessions.StatusStarting, CreatedAt: time.Now()}, sessions.Admission{LockTTL: time.Hour})
+				return err
 			},
 			func() error {
 				_, err := lk.CreateRoom(ctx, sessions.RoomName(id), rooms.Metadata{SessionID: id})

@@ -197,7 +197,7 @@ func seedOne(ctx context.Context, store *sessions.DynamoStore, rooms *lksdk.Room
 		RoomName: sessions.RoomName(id), RoomSID: "RM_" + id[:12], Status: sessions.StatusActive, CreatedAt: created,
 		StartedAt: created.Add(time.Second), StudentJoinedAt: created.Add(20 * time.Second), AgentJoinedAt: created.Add(15 * time.Second),
 		AgentTaskID: "arn:aws:ecs:us-east-1:000000000000:task/bench/" + id}
-	if err := store.Create(ctx, s, time.Hour); err != nil {
+	if _, err := store.Create(ctx, s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		return err
 	}
 	if gone {
