@@ -18,7 +18,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 agent=$root/agentimage
 report=""
 if [ "${1:-}" = "--measure" ]; then report=${2:?--measure needs a file}; shift 2; fi
-if [ $# -gt 0 ]; then tests=("$@"); else tests=(dist-test/test/agent.test.js dist-test/test/worker.test.js); fi
+if [ $# -gt 0 ]; then tests=("$@"); else tests=(dist-test/test/agent.test.js dist-test/test/crisis.test.js dist-test/test/worker.test.js); fi
 run_tests() { (cd "$agent" && node --test --test-concurrency=1 --test-reporter=spec "${tests[@]}"); }
 
 if [ -z "$report" ] && docker info >/dev/null 2>&1; then
