@@ -49,7 +49,9 @@ var Checks = map[string]Check{
 	"route throttling (create-room tighter, the webhook its own)":           ignoreSchema(CheckThrottling),
 	"agent task failure rule and the alarm topic's policy":                  ignoreSchema(CheckAgentTaskRule),
 	"outputs": ignoreSchema(CheckOutputs),
-	"API timeout holds the time budget (service.TimeBudget)": ignoreSchema(CheckTimeBudget),
+	"API timeout holds the time budget (service.TimeBudget)":                                  ignoreSchema(CheckTimeBudget),
+	"warm pool: service, scaling = infra/poolscaling.Chosen":                                  ignoreSchema(CheckAgentPool),
+	"warm pool: worker task (agentimage VARIABLES, same as the per-session task, protection)": CheckAgentWorkerTask,
 }
 
 func ignoreSchema(c func(*Template) []string) Check {
@@ -160,7 +162,7 @@ func CheckEnvironment(t *Template) []string {
 		}
 		_, read := loadProblems(fn, nil)
 		for _, name := range sortedKeys(env) {
-			if !read[name] {
+			if !read[name] && !awaitingConfig(r.ID, name) {
 				p.add("%s: environment variable %s is set but config.Load(%q) never reads it (a typo or a stale setting)", r.ID, name, fn)
 			}
 			if v := env[name]; name == "AGENT_LAUNCHER" && v != config.LauncherECS {

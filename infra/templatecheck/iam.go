@@ -187,6 +187,8 @@ func CheckIAM(t *Template) []string {
 			case action == "ecs:StopTask" || action == "ecs:DescribeTasks":
 				each(clusterTask, "tasks of the stack's cluster (task/${Cluster}/*)")
 				need(onCluster(s), "ecs:cluster = the stack's cluster")
+			case action == "ecs:UpdateTaskProtection": // a pool worker protecting its own task
+				each(clusterTask, "tasks of the stack's cluster (task/${Cluster}/*)")
 			case action == "ecs:TagResource":
 				each(clusterTask, "tasks of the stack's cluster (task/${Cluster}/*)")
 				need(condition(s, "ecs:CreateAction") == "RunTask", "ecs:CreateAction = RunTask")
