@@ -106,6 +106,7 @@ func CheckSamConfig(t *Template, c SamConfig) []string {
 		if len(missing) > 0 {
 			p.add("samconfig.toml [%s]: parameters without a default not given: %s", env, strings.Join(missing, ", "))
 		}
+		p = append(p, checkPoolBounds(env, t.ParameterValues(ov))...)
 		failed, err := t.FailedRules(t.ParameterValues(ov))
 		if err != nil {
 			p.add("samconfig.toml [%s]: evaluating the template's Rules: %v", env, err)
@@ -157,4 +158,25 @@ func validateParam(def map[string]any, v string) []string {
 		}
 	}
 	return out
+}
+
+// checkPoolBounds checks what the template's Rules cannot (they have no numeric comparison): the warm
+// pool's minimum is at most its maximum (Application Auto Scaling refuses the scalable target
+// otherwise and the deploy rolls back), and with the pool on the headroom fits under the maximum.
+func checkPoolBounds(env string, values map[string]any) []string {
+	var p problems
+	number := func(name string) (float64, bool) { return num(values[name]) }
+	lo, okLo := number(PoolMinParameter)
+	hi, okHi := number(PoolMaxParameter)
+	headroom, okHeadroom := number(PoolHeadroomParameter)
+	if !okLo || !okHi {
+		return nil
+	}
+	if lo > hi {
+		p.add("samconfig.toml [%s]: %s=%v is above %s=%v (Application Auto Scaling refuses the scalable target)", env, PoolMinParameter, lo, PoolMaxParameter, hi)
+	}
+	if hi > 0 && okHeadroom && headroom > hi {
+		p.add("samconfig.toml [%s]: %s=%v is above %s=%v: the pool could never hold its headroom", env, PoolHeadroomParameter, headroom, PoolMaxParameter, hi)
+	}
+	return p
 }
