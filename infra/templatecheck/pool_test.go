@@ -1,7 +1,11 @@
 package templatecheck
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -248,5 +252,51 @@ func TestPoolTemplateIsChosenPolicy(t *testing.T) {
 		if !reflect.DeepEqual(out, wantOut) || !reflect.DeepEqual(in, wantIn) {
 			t.Fatalf("the alarms depend on the sizing %+v; the template check compares with Chosen(0, 0, 0)", s)
 		}
+	}
+}
+
+// TestWorkerHealthCheckCommand runs the worker container's health check command (as ECS runs it:
+// CMD, exec form) against stand-ins of the worker's health endpoint on a free port: 200 is healthy,
+// the framework's 503 (not registered with LiveKit) and no listener are not.
+func TestWorkerHealthCheckCommand(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node not found: the health check runs the image's node")
+	}
+	tpl := loadTemplate(t)
+	c := workerContainerDef(t, tpl)
+	command := strs(list(path(c, "HealthCheck", "Command")))
+	port := str(containerEnv(c)["AGENT_HEALTH_PORT"])
+	if len(command) < 2 || command[0] != "CMD" || port == "" {
+		t.Fatalf("health check %v, port %q", command, port)
+	}
+	run := func(url string) error {
+		args := slices.Clone(command[1:])
+		for i := range args {
+			args[i] = strings.ReplaceAll(args[i], "http://127.0.0.1:"+port+"/", url)
+		}
+		if slices.Equal(args, command[1:]) {
+			t.Fatalf("the command does not probe http://127.0.0.1:%s/: %v", port, command)
+		}
+		return exec.Command(args[0], args[1:]...).Run()
+	}
+	for _, status := range []int{http.StatusOK, http.StatusServiceUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			w.WriteHeader(status)
+		}))
+		err := run(srv.URL + "/")
+		srv.Close()
+		if healthy := err == nil; healthy != (status == http.StatusOK) {
+			t.Errorf("endpoint answering %d: health check error %v", status, err)
+		}
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	gone := srv.URL + "/"
+	srv.Close()
+	if err := run(gone); err == nil {
+		t.Error("no endpoint listening: the health check passed")
 	}
 }
