@@ -269,7 +269,7 @@ func CheckDurations(t *Template, schema AgentSchema) []string {
 				}
 			}
 		}
-		if _, c, ok := agentContainer(t); ok {
+		for _, c := range agentContainers(t) {
 			for _, e := range list(c["Environment"]) {
 				v := str(asMap(e)["Name"])
 				if ref, _ := refTarget(asMap(e)["Value"]); ref != name {
@@ -345,4 +345,16 @@ func CheckImageRepository(t *Template) []string {
 		p.add("parameter %s: AllowedPattern %q must refuse latest and admit a commit id (1a2b3c4) and a version (1.2.3)", tagParam, def["AllowedPattern"])
 	}
 	return p
+}
+
+// agentContainers are the agent's containers: the per-session task's and, with the pool, the worker's.
+func agentContainers(t *Template) []map[string]any {
+	var out []map[string]any
+	if _, c, ok := agentContainer(t); ok {
+		out = append(out, c)
+	}
+	if _, c, ok := workerContainer(t); ok {
+		out = append(out, c)
+	}
+	return out
 }

@@ -457,6 +457,16 @@ func CheckAgentWorkerTask(t *Template, schema AgentSchema) []string {
 			p.add("%s: %s is %v, the per-session task's is %v (the same static environment on both paths)", td.ID, name, env[name], denv[name])
 		}
 	}
+	// What the launcher passes a cold task per session, a worker takes as its static bound: the
+	// session's maximum (a dispatch may carry a shorter one), from which its task protection lasts.
+	api, _ := t.Resource("ApiFunction")
+	bound := map[string]bool{}
+	for fnVar, agentVar := range PassedToAgent {
+		bound[agentVar] = true
+		if want := t.FunctionEnv(api)[fnVar]; !reflect.DeepEqual(env[agentVar], want) {
+			p.add("%s: %s must be %v, the API's %s (its task protection must outlast the longest session), got %v", td.ID, agentVar, want, fnVar, env[agentVar])
+		}
+	}
 	given := map[string]bool{}
 	for name := range env {
 		given[name] = true
@@ -473,7 +483,7 @@ func CheckAgentWorkerTask(t *Template, schema AgentSchema) []string {
 			p.add("%s: %s is read only by the agent's %s entry; this task runs the worker entry (%s)", td.ID, name, v.Entry, workerCommand)
 		case name == "ECS_AGENT_URI":
 			p.add("%s: ECS_AGENT_URI is ECS's own (task protection); the task definition must not set it", td.ID)
-		case denv[name] == nil && v.Entry == "" && !v.Secret:
+		case denv[name] == nil && v.Entry == "" && !v.Secret && !bound[name]:
 			p.add("%s: %s is read by both entries; set it in the per-session task too (the same static environment)", td.ID, name)
 		}
 	}

@@ -173,6 +173,20 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 		{"worker setting ECS's own variable", func(t *testing.T, tpl *Template) {
 			setWorkerEnv(t, tpl, "ECS_AGENT_URI", "http://169.254.170.2")
 		}, CheckAgentWorkerTask, "ECS_AGENT_URI is ECS's own"},
+		{"worker protected for the default session length only", func(t *testing.T, tpl *Template) {
+			c := workerContainerDef(t, tpl)
+			var kept []any
+			for _, e := range list(c["Environment"]) {
+				if str(asMap(e)["Name"]) != "AGENT_MAX_DURATION_SECONDS" {
+					kept = append(kept, e)
+				}
+			}
+			c["Environment"] = kept
+		}, CheckAgentWorkerTask, "AGENT_MAX_DURATION_SECONDS must be map[Ref:SessionMaxDurationSeconds]"},
+		{"worker given a duration the agent refuses", func(t *testing.T, tpl *Template) {
+			setWorkerEnv(t, tpl, "AGENT_EARLY_AVATAR_NO_SHOW_SECONDS", ref("AgentJoinTimeoutSeconds"))
+			param(t, tpl, "AgentJoinTimeoutSeconds")["MaxValue"] = 700000.0
+		}, CheckDurations, "the agent accepts AGENT_EARLY_AVATAR_NO_SHOW_SECONDS only as whole seconds"},
 		{"worker under another agent name", func(t *testing.T, tpl *Template) {
 			setWorkerEnv(t, tpl, "LIVEKIT_AGENT_NAME", "counselor")
 		}, CheckAgentWorkerTask, "LIVEKIT_AGENT_NAME must be !Ref AgentPoolAgentName"},
