@@ -162,7 +162,7 @@ func CheckEnvironment(t *Template) []string {
 		}
 		_, read := loadProblems(fn, nil)
 		for _, name := range sortedKeys(env) {
-			if !read[name] && !awaitingConfig(r.ID, name) {
+			if !read[name] && !awaitingConfig(r.ID, name, read) {
 				p.add("%s: environment variable %s is set but config.Load(%q) never reads it (a typo or a stale setting)", r.ID, name, fn)
 			}
 			if v := env[name]; name == "AGENT_LAUNCHER" && v != config.LauncherECS {

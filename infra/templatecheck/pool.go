@@ -570,8 +570,15 @@ func strs(v []any) []string {
 }
 
 // awaitingConfig reports whether a function's pool variable is one shared/config does not read yet:
-// the warm pool's API and webhook sides add them on their own branches (pool-api, pool-lost). Once
-// config.Load reads them this never matters (CheckEnvironment then sees them read); delete it then.
-func awaitingConfig(function, name string) bool {
+// the warm pool's API and webhook sides add them on their own branches (pool-api, pool-lost). It
+// holds only while config.Load reads no AGENT_POOL_ variable at all for the function (read: what it
+// read), so once the code has its pool variables every name is checked as usual and a name the code
+// spells differently fails. Delete it once both sides are merged.
+func awaitingConfig(function, name string, read map[string]bool) bool {
+	for v := range read {
+		if strings.HasPrefix(v, "AGENT_POOL_") {
+			return false
+		}
+	}
 	return slices.Contains(PoolVariables[name], function)
 }
