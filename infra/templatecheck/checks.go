@@ -51,6 +51,7 @@ var Checks = map[string]Check{
 	"outputs": ignoreSchema(CheckOutputs),
 	"API timeout holds the time budget (service.TimeBudget)":                                  ignoreSchema(CheckTimeBudget),
 	"warm pool: service, scaling = infra/poolscaling.Chosen":                                  ignoreSchema(CheckAgentPool),
+	"the webhook launches replacements as the API launches":                                   ignoreSchema(CheckReplacementLaunch),
 	"warm pool: worker task (agentimage VARIABLES, same as the per-session task, protection)": CheckAgentWorkerTask,
 }
 

@@ -569,16 +569,58 @@ func strs(v []any) []string {
 	return out
 }
 
-// awaitingConfig reports whether a function's pool variable is one shared/config does not read yet:
-// the warm pool's API and webhook sides add them on their own branches (pool-api, pool-lost). It
-// holds only while config.Load reads no AGENT_POOL_ variable at all for the function (read: what it
-// read), so once the code has its pool variables every name is checked as usual and a name the code
-// spells differently fails. Delete it once both sides are merged.
-func awaitingConfig(function, name string, read map[string]bool) bool {
-	for v := range read {
-		if strings.HasPrefix(v, "AGENT_POOL_") {
-			return false
+// LaunchVariables are the launcher's settings the webhook shares with the API: it launches the
+// replacement of an agent lost mid-session the way create-room launches (shared/config reads them for
+// the webhook when AGENT_TASK_DEFINITION is set).
+var LaunchVariables = []string{
+	"AGENT_TASK_DEFINITION", "AGENT_CONTAINER_NAME", "AGENT_SUBNETS", "AGENT_SECURITY_GROUPS",
+	"AGENT_ASSIGN_PUBLIC_IP", "AGENT_CAPACITY_PROVIDER",
+}
+
+// CheckReplacementLaunch checks that the webhook launches a lost agent's replacement exactly as the
+// API launches (the same launch settings and pool variables), and that its role may do it: RunTask,
+// with the rest of the API's ECS grants (CheckIAM holds their scope).
+func CheckReplacementLaunch(t *Template) []string {
+	var p problems
+	api, okAPI := t.Resource("ApiFunction")
+	hook, okHook := t.Resource("WebhookFunction")
+	if !okAPI || !okHook {
+		return []string{"ApiFunction or WebhookFunction missing"}
+	}
+	for _, name := range append(slices.Clone(LaunchVariables), "AGENT_POOL_AGENT_NAME", "AGENT_POOL_JOIN_TIMEOUT_SECONDS") {
+		if a, w := t.FunctionEnv(api)[name], t.FunctionEnv(hook)[name]; !reflect.DeepEqual(a, w) {
+			p.add("WebhookFunction: %s is %v, the API's is %v (a replacement launches as create-room does)", name, w, a)
 		}
 	}
-	return slices.Contains(PoolVariables[name], function)
+	sts, _ := statements(t)
+	role, _, _ := getAttTarget(hook.Props()["Role"])
+	granted := map[string]bool{}
+	for _, s := range allows(sts, role) {
+		for _, a := range s.actions() {
+			granted[a] = true
+		}
+	}
+	for _, a := range []string{"ecs:RunTask", "ecs:TagResource", "ecs:ListTasks", "ecs:StopTask", "iam:PassRole"} {
+		if !granted[a] {
+			p.add("%s: the webhook launches replacements; it needs %s as the API has it", role, a)
+		}
+	}
+	return p
+}
+
+// awaitingConfig reports whether a function's variable is one shared/config does not read yet: the
+// warm pool's API and webhook sides add them on their own branches (pool-api: the pool variables;
+// pool-lost: the webhook's launch settings). Each excuse holds only while config.Load reads none of
+// what it excuses for the function (read: what it read): once the code has them every name is checked
+// as usual and a name the code spells differently fails. Delete it once both sides are merged.
+func awaitingConfig(function, name string, read map[string]bool) bool {
+	if slices.Contains(PoolVariables[name], function) {
+		for v := range read {
+			if strings.HasPrefix(v, "AGENT_POOL_") {
+				return false
+			}
+		}
+		return true
+	}
+	return function == "WebhookFunction" && slices.Contains(LaunchVariables, name) && !read["AGENT_TASK_DEFINITION"]
 }

@@ -150,6 +150,22 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 			delete(asMap(tpl.Root["Resources"]), "AgentPoolScaleInAlarm")
 		}, ignoreSchema(CheckAgentPool), "no scale-in alarm"},
 
+		// The webhook's replacement of a lost agent.
+		{"webhook replaces on another task definition", func(t *testing.T, tpl *Template) {
+			fnEnv(t, tpl, "WebhookFunction")["AGENT_TASK_DEFINITION"] = ref("AgentWorkerTaskDefinition")
+		}, ignoreSchema(CheckReplacementLaunch), "WebhookFunction: AGENT_TASK_DEFINITION is"},
+		{"webhook replaces in other subnets", func(t *testing.T, tpl *Template) {
+			fnEnv(t, tpl, "WebhookFunction")["AGENT_SUBNETS"] = "subnet-0123"
+		}, ignoreSchema(CheckReplacementLaunch), "WebhookFunction: AGENT_SUBNETS is subnet-0123"},
+		{"webhook cannot run a task", func(t *testing.T, tpl *Template) {
+			s := statementWithAction(t, tpl, "WebhookFunctionRole", "agent-tasks", "ecs:RunTask")
+			s["Action"] = "ecs:DescribeTasks"
+		}, ignoreSchema(CheckReplacementLaunch), "it needs ecs:RunTask"},
+		{"webhook runs any task definition", func(t *testing.T, tpl *Template) {
+			statementWithAction(t, tpl, "WebhookFunctionRole", "agent-tasks", "ecs:RunTask")["Resource"] =
+				map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/*"}
+		}, ignoreSchema(CheckIAM), "WebhookFunctionRole/agent-tasks: ecs:RunTask on"},
+
 		// The worker task.
 		{"worker runs the direct entry", func(t *testing.T, tpl *Template) {
 			delete(workerContainerDef(t, tpl), "Command")
@@ -328,5 +344,11 @@ func TestAwaitingConfigEndsWithTheCode(t *testing.T) {
 	}
 	if awaitingConfig("ApiFunction", "AGENT_POOL_AGENT_NAME", after) {
 		t.Error("excuse still given once the code reads its own pool variables")
+	}
+	if !awaitingConfig("WebhookFunction", "AGENT_SUBNETS", before) || awaitingConfig("SweeperFunction", "AGENT_SUBNETS", before) {
+		t.Error("the webhook's launch settings: excuse missing, or given to the sweeper")
+	}
+	if awaitingConfig("WebhookFunction", "AGENT_SUBNETS", map[string]bool{"AGENT_TASK_DEFINITION": true}) {
+		t.Error("excuse still given once the webhook's config reads its launch settings")
 	}
 }
