@@ -199,6 +199,9 @@ func checkPoolService(t *Template, svc Resource) []string {
 	if hi, ok := num(dc["MaximumPercent"]); !ok || hi <= 100 {
 		p.add("%s: DeploymentConfiguration.MaximumPercent must be above 100 (room for the new revision's workers)", svc.ID)
 	}
+	if str(s["AvailabilityZoneRebalancing"]) != "DISABLED" {
+		p.add("%s: AvailabilityZoneRebalancing must be DISABLED (new services default to ENABLED, which stops tasks to even out the zones)", svc.ID)
+	}
 	if s["LoadBalancers"] != nil {
 		p.add("%s: no load balancer: workers only dial out to LiveKit", svc.ID)
 	}

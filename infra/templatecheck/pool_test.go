@@ -90,6 +90,9 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 		{"deployments stop workers before new ones run", func(t *testing.T, tpl *Template) {
 			asMap(props(t, tpl, "AgentPoolService")["DeploymentConfiguration"])["MinimumHealthyPercent"] = 50.0
 		}, ignoreSchema(CheckAgentPool), "MinimumHealthyPercent must be 100"},
+		{"zone rebalancing left to ECS's default", func(t *testing.T, tpl *Template) {
+			delete(props(t, tpl, "AgentPoolService"), "AvailabilityZoneRebalancing")
+		}, ignoreSchema(CheckAgentPool), "AvailabilityZoneRebalancing must be DISABLED"},
 		{"workers in other subnets than RunTask's", func(t *testing.T, tpl *Template) {
 			asMap(path(props(t, tpl, "AgentPoolService"), "NetworkConfiguration", "AwsvpcConfiguration"))["Subnets"] = []any{"subnet-0123"}
 		}, ignoreSchema(CheckAgentPool), "Subnets [subnet-0123], the RunTask path uses"},
