@@ -32,7 +32,7 @@ const (
 	StudentPassword = "Passw0rd!local"
 	SessionsTable   = "dev-sessions"
 	// PoolAgentName is the local pool workers' LIVEKIT_AGENT_NAME and the API's AGENT_POOL_AGENT_NAME.
-	PoolAgentName = "counselor-dev"
+	PoolAgentName   = "counselor-dev"
 	CategoriesTable = "dev-categories"
 	// safetyGraceSeconds is the agent's and the sweeper's grace for a flagged session, one value as
 	// the template gives both.
