@@ -37,6 +37,8 @@ const (
 	// safetyGraceSeconds is the agent's and the sweeper's grace for a flagged session, one value as
 	// the template gives both.
 	safetyGraceSeconds = "900"
+	// poolReadyWait bounds waiting at start for a first idle pool worker (~2 s; more on a busy host).
+	poolReadyWait = 60 * time.Second
 )
 
 type Options struct {
@@ -196,6 +198,12 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		r.AgentPool = pool
 		r.stop = append(r.stop, pool.Stop)
 		env["AGENT_POOL_AGENT_NAME"] = PoolAgentName
+		// Ready means the first session is warm; a pool that is slow to come up only costs the cold path.
+		wctx, cancel := context.WithTimeout(ctx, poolReadyWait)
+		if err := pool.WaitIdle(wctx, 1); err != nil {
+			o.Log.Warn("no pool worker ready yet; sessions start cold until one is", "error", err.Error())
+		}
+		cancel()
 	}
 	// The cost guards are off locally unless asked for: STUDENT_DAILY_SESSION_LIMIT=1 make dev.
 	for _, k := range []string{"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS"} {
