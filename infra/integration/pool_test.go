@@ -22,6 +22,7 @@ import (
 	"counselvideo/shared/config"
 	"counselvideo/shared/logging"
 	"counselvideo/shared/metrics"
+	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 )
 
@@ -205,6 +206,18 @@ func TestWarmPool(t *testing.T) {
 		}
 		if !strings.Contains(api.logs.String(), `"agent_source":"pool"`) {
 			t.Fatal("the API's session started log does not name the source")
+		}
+		// Ending stops the agent by deleting its dispatch; the webhook's room_finished stops it again
+		// on a room that is gone: that must be no error (else LiveKit retries the webhook).
+		endSession(t, api, st, room.SessionID)
+		lk := rooms.NewClient(env.stack.LiveKit.URL, env.stack.LiveKit.APIKey, env.stack.LiveKit.APISecret)
+		eventually(t, "the room gone", func() bool {
+			exists, err := lk.RoomExists(ctx, room.RoomName)
+			return err == nil && !exists
+		})
+		dispatchID := s.AgentTaskID[strings.LastIndex(s.AgentTaskID, ":")+1:]
+		if err := lk.DeleteDispatch(ctx, room.RoomName, dispatchID); err != nil {
+			t.Fatalf("stopping a pool agent whose room is gone: %v", err)
 		}
 	})
 
