@@ -215,8 +215,8 @@ func TestWarmPool(t *testing.T) {
 			exists, err := lk.RoomExists(ctx, room.RoomName)
 			return err == nil && !exists
 		})
-		dispatchID := s.AgentTaskID[strings.LastIndex(s.AgentTaskID, ":")+1:]
-		if err := lk.DeleteDispatch(ctx, room.RoomName, dispatchID); err != nil {
+		stopper := agents.NewPool(lk, cold, "", 0, quiet)
+		if err := stopper.Stop(ctx, s.AgentTaskID, "test"); err != nil {
 			t.Fatalf("stopping a pool agent whose room is gone: %v", err)
 		}
 	})

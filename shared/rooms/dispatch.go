@@ -28,15 +28,23 @@ func (c *Client) CreateDispatch(ctx context.Context, room, agentName, metadata s
 }
 
 // DeleteDispatch takes a dispatch back: LiveKit ends its job and removes its agent from the room. A
-// dispatch or room that is already gone is not an error.
+// dispatch or room that is already gone is not an error: a deleted room ended its jobs. The room is
+// checked first because livekit-server 1.13.5 answers a delete in a gone room only after seconds,
+// with "unavailable: no response from servers" instead of not found.
 func (c *Client) DeleteDispatch(ctx context.Context, room, dispatchID string) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if exists, err := c.RoomExists(ctx, room); err == nil && !exists {
+		return nil
+	}
 	_, err := c.ad.DeleteDispatch(ctx, &livekit.DeleteAgentDispatchRequest{Room: room, DispatchId: dispatchID})
 	if isNotFound(err) {
 		return nil
 	}
 	if err != nil {
+		if exists, rerr := c.RoomExists(context.WithoutCancel(ctx), room); rerr == nil && !exists {
+			return nil // deleted meanwhile
+		}
 		return fmt.Errorf("livekit delete dispatch: %w", err)
 	}
 	return nil
