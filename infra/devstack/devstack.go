@@ -31,10 +31,14 @@ const (
 	StudentUsername = "student@example.edu"
 	StudentPassword = "Passw0rd!local"
 	SessionsTable   = "dev-sessions"
+	// PoolAgentName is the local pool workers' LIVEKIT_AGENT_NAME and the API's AGENT_POOL_AGENT_NAME.
+	PoolAgentName   = "counselor-dev"
 	CategoriesTable = "dev-categories"
 	// safetyGraceSeconds is the agent's and the sweeper's grace for a flagged session, one value as
 	// the template gives both.
 	safetyGraceSeconds = "900"
+	// poolReadyWait bounds waiting at start for a first idle pool worker (~2 s; more on a busy host).
+	poolReadyWait = 60 * time.Second
 )
 
 type Options struct {
@@ -46,6 +50,10 @@ type Options struct {
 	SweepEvery time.Duration
 	// AgentCommand overrides the agent process (default: node agentimage/dist/main.js).
 	AgentCommand []string
+	// AgentPoolSize is how many warm pool workers (node agentimage/dist/worker.js) run; each one that
+	// exits after its session is replaced. 0: no pool, every session starts its own agent process.
+	// With a pool, the agent process stays the cold fallback.
+	AgentPoolSize int
 	// EnvFile holds real provider keys (default .env.local); without keys the stand-ins are used.
 	EnvFile string
 	// PlaygroundAddr serves playground/ on its own origin (default 127.0.0.1:8081; ":0" picks a port),
@@ -68,7 +76,9 @@ type Running struct {
 	// says it); empty with real provider keys.
 	RealtimeControlURL string
 	Agents             *agents.ProcessLauncher
-	stop               []func()
+	// AgentPool runs the warm pool's workers (nil without one).
+	AgentPool *localstack.AgentPool
+	stop      []func()
 }
 
 // Start brings everything up; Stop tears it down in reverse order.
@@ -175,6 +185,25 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 		"CORS_ALLOWED_ORIGINS":       r.PlaygroundURL,
 		"AGENT_JOIN_TIMEOUT_SECONDS": "120", "LOG_LEVEL": "info",
 		"SESSION_SAFETY_GRACE_SECONDS": safetyGraceSeconds,
+	}
+	if o.AgentPoolSize > 0 {
+		pool, err := localstack.StartAgentPool(localstack.AgentPoolOptions{
+			Command: []string{"node", filepath.Join(paths.Root, "agentimage", "dist", "worker.js")},
+			Env:     setup.env, AgentName: PoolAgentName, Size: o.AgentPoolSize,
+			Output: agentOutput(o.LogDir), Log: o.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.AgentPool = pool
+		r.stop = append(r.stop, pool.Stop)
+		env["AGENT_POOL_AGENT_NAME"] = PoolAgentName
+		// Ready means the first session is warm; a pool that is slow to come up only costs the cold path.
+		wctx, cancel := context.WithTimeout(ctx, poolReadyWait)
+		if err := pool.WaitIdle(wctx, 1); err != nil {
+			o.Log.Warn("no pool worker ready yet; sessions start cold until one is", "error", err.Error())
+		}
+		cancel()
 	}
 	// The cost guards are off locally unless asked for: STUDENT_DAILY_SESSION_LIMIT=1 make dev.
 	for _, k := range []string{"STUDENT_DAILY_SESSION_LIMIT", "STUDENT_DAILY_MINUTES_LIMIT", "MAX_OPEN_SESSIONS"} {

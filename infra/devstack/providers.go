@@ -41,16 +41,31 @@ type agentSetup struct {
 // starts the stand-ins (their SNS double receives the safety alerts); without real provider keys the
 // agent also talks to their Realtime and Bey stand-ins.
 func agentEnvironment(ctx context.Context, paths localstack.Paths, o Options, stack *localstack.Stack) (agentSetup, error) {
+	return agentEnvironmentFor(ctx, paths, o, stack, SessionsTable, CategoriesTable)
+}
+
+// StandinAgentEnvironment is the static environment of a local agent process or pool worker on
+// stack's tables, always with the stand-ins (integration tests); stop ends the stand-ins.
+func StandinAgentEnvironment(ctx context.Context, stack *localstack.Stack, sessionsTable, categoriesTable, logDir string, log *slog.Logger) (env []string, stop func(), err error) {
+	o := Options{LogDir: logDir, EnvFile: os.DevNull, Log: log}
+	setup, err := agentEnvironmentFor(ctx, stack.Paths, o, stack, sessionsTable, categoriesTable)
+	if err != nil {
+		return nil, nil, err
+	}
+	return setup.env, setup.stop, nil
+}
+
+func agentEnvironmentFor(ctx context.Context, paths localstack.Paths, o Options, stack *localstack.Stack, sessionsTable, categoriesTable string) (agentSetup, error) {
 	env := []string{
 		"LIVEKIT_URL=" + stack.LiveKit.WSURL,
 		"LIVEKIT_API_KEY=" + stack.LiveKit.APIKey,
 		"LIVEKIT_API_SECRET=" + stack.LiveKit.APISecret,
-		"CATEGORIES_TABLE=" + CategoriesTable,
+		"CATEGORIES_TABLE=" + categoriesTable,
 		"AWS_REGION=" + localstack.Region,
 		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + stack.DynamoDB.Endpoint,
 		"AGENT_STUDENT_JOIN_TIMEOUT_SECONDS=300",
-		"SESSIONS_TABLE=" + SessionsTable,
+		"SESSIONS_TABLE=" + sessionsTable,
 		"SAFETY_ALERT_TOPIC_ARN=" + SafetyAlertTopicARN,
 		"AGENT_SAFETY_GRACE_SECONDS=" + safetyGraceSeconds,
 	}

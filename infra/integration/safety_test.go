@@ -91,7 +91,7 @@ func TestSafetyFlagOnDynamoDB(t *testing.T) {
 	}
 
 	_ = st.RecordRoomSID(ctx, id, "RM_flag")
-	if err := st.MarkStarted(ctx, id, "RM_flag", "task-flag", created.Add(time.Second)); err != nil {
+	if err := st.MarkStarted(ctx, id, sessions.Started{RoomSID: "RM_flag", AgentTaskID: "task-flag", AgentSource: "cold", At: created.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.RecordAgentJoin(ctx, id, created.Add(20*time.Second)); err != nil {

@@ -41,11 +41,11 @@ func storeScript(t *testing.T, st sessions.Store) {
 	if err := st.RecordRoomSID(ctx, id1, "RM_b"); !errors.Is(err, sessions.ErrConflict) {
 		t.Fatalf("room sid overwritten: %v", err)
 	}
-	if err := st.MarkStarted(ctx, id1, "RM_other", "task-1", t0.Add(time.Second)); err != nil {
+	if err := st.MarkStarted(ctx, id1, sessions.Started{RoomSID: "RM_other", AgentTaskID: "task-1", AgentSource: "pool", At: t0.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := st.Get(ctx, id1)
-	if s.RoomSID != "RM_a" || s.AgentTaskID != "task-1" || !s.StartedAt.Equal(t0.Add(time.Second)) {
+	if s.RoomSID != "RM_a" || s.AgentTaskID != "task-1" || s.AgentSource != "pool" || !s.StartedAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("after MarkStarted: %+v", s)
 	}
 	if err := st.RecordAgentJoin(ctx, id1, t0.Add(3*time.Second)); err != nil {
@@ -58,7 +58,8 @@ func storeScript(t *testing.T, st sessions.Store) {
 		t.Fatal(err)
 	}
 	s, _ = st.Get(ctx, id1)
-	if s.Status != sessions.StatusActive || !s.StudentJoinedAt.Equal(t0.Add(10*time.Second)) || !s.AgentJoinedAt.Equal(t0.Add(3*time.Second)) {
+	if s.Status != sessions.StatusActive || !s.StudentJoinedAt.Equal(t0.Add(10*time.Second)) || !s.AgentJoinedAt.Equal(t0.Add(3*time.Second)) ||
+		s.TimeToAgentMS != 3000 {
 		t.Fatalf("after joins: %+v", s)
 	}
 	open, err := st.ListOpen(ctx, t0.Add(time.Millisecond), 1000)
@@ -120,7 +121,7 @@ func storeScript(t *testing.T, st sessions.Store) {
 	if err := st.RecordStudentJoin(ctx, id3, t0.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.MarkStarted(ctx, id3, "RM_3", "task-3", t0.Add(3*time.Second)); err != nil {
+	if err := st.MarkStarted(ctx, id3, sessions.Started{RoomSID: "RM_3", AgentTaskID: "task-3", AgentSource: "cold", At: t0.Add(3 * time.Second)}); err != nil {
 		t.Fatalf("MarkStarted on an active session: %v", err)
 	}
 	if s, _ := st.Get(ctx, id3); s.Status != sessions.StatusActive || s.AgentTaskID != "task-3" || s.RoomSID != "RM_3" {
@@ -129,7 +130,7 @@ func storeScript(t *testing.T, st sessions.Store) {
 	if _, err := st.End(ctx, id3, sessions.Ending{Status: sessions.StatusEnded, At: t0.Add(time.Minute), Reason: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.MarkStarted(ctx, id3, "RM_3", "task-3b", t0.Add(time.Minute)); !errors.Is(err, sessions.ErrConflict) {
+	if err := st.MarkStarted(ctx, id3, sessions.Started{RoomSID: "RM_3", AgentTaskID: "task-3b", AgentSource: "cold", At: t0.Add(time.Minute)}); !errors.Is(err, sessions.ErrConflict) {
 		t.Fatalf("MarkStarted on an ended session: %v, want ErrConflict", err)
 	}
 }

@@ -362,7 +362,7 @@ func storedSession(t *testing.T) sessions.Session {
 	if _, err := sessionStore().Create(ctx, s, sessions.Admission{LockTTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sessionStore().MarkStarted(ctx, id, "RM_"+id[:8], "arn:aws:ecs:us-east-1:000000000000:task/counsel-agents/"+id, time.Now().UTC()); err != nil {
+	if err := sessionStore().MarkStarted(ctx, id, sessions.Started{RoomSID: "RM_" + id[:8], AgentTaskID: "arn:aws:ecs:us-east-1:000000000000:task/counsel-agents/" + id, AgentSource: "cold", At: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
 	return getSession(t, id)

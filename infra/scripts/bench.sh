@@ -90,6 +90,11 @@ echo "wrote $root/bench/results/lambda.md" >&2
 (cd "$root" && go run ./infra/cmd/bench-sweeper -out bench/results/sweeper.md)
 echo "wrote $root/bench/results/sweeper.md" >&2
 
+# Warm pool vs cold start: POST → agent joined for a local pool worker and a cold agent process, and
+# create-room's latency in pool mode next to the RunTask path (n=10 each, on the dev stack).
+(cd "$root" && go run ./infra/cmd/bench-pool -out bench/results/pool.md)
+echo "wrote $root/bench/results/pool.md" >&2
+
 # Agent image contents (production node_modules, dist, compressed app layers) as the Dockerfile installs them.
 "$root/infra/scripts/test-agent-image.sh" --measure "$root/bench/results/agent-image.md" >&2
 echo "wrote $out" >&2

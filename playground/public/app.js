@@ -28,6 +28,8 @@ const app = {
   selectedCategory: null,
   session: null, // create-room answer
   sessionView: null, // last GET /sessions/{id} answer
+  postStartedAt: null, // performance.now() when create-room was sent
+  clientAgentMs: null, // create-room sent → the agent seen in the room, by this page
   room: null,
   micTrack: null,
   pollTimer: null,
@@ -240,6 +242,7 @@ async function startSession() {
   app.micTrack = micTrack;
 
   setState('starting', `Creating a session with the ${app.selectedCategory.name} counselor…`);
+  app.postStartedAt = performance.now();
   let created;
   try {
     ({ data: created } = await api('POST', '/api/v1/video/create-room', { counselor_category: app.selectedCategory.id }));
@@ -286,6 +289,7 @@ async function startSession() {
   }
   $('end-button').disabled = false;
   renderParticipants();
+  noteAgentArrival(); // the pool's agent is often in the room before the student
   // Tracks of participants already in the room are subscribed automatically (TrackSubscribed fires).
   if ($('avatar-video').dataset.playing !== 'true') {
     setState('waiting', 'Waiting for the counselor to join…',
@@ -312,7 +316,10 @@ function wireRoom(room) {
       for (const el of track.detach()) if (el.tagName === 'AUDIO') el.remove();
       renderParticipants();
     })
-    .on(LK.RoomEvent.ParticipantConnected, renderParticipants)
+    .on(LK.RoomEvent.ParticipantConnected, () => {
+      renderParticipants();
+      noteAgentArrival();
+    })
     .on(LK.RoomEvent.ParticipantDisconnected, (p) => {
       renderParticipants();
       if (isCounselor(p.identity) && !app.endRequested && $('state').dataset.state === 'live') {
@@ -476,6 +483,36 @@ function renderParticipants() {
   }
 }
 
+// The first time this page sees the session's agent in the room: POST create-room → agent present.
+function noteAgentArrival() {
+  const room = app.room;
+  if (!room || app.clientAgentMs != null || app.postStartedAt == null) return;
+  for (const p of room.remoteParticipants.values()) {
+    if (p.identity.startsWith(AGENT_PREFIX)) {
+      app.clientAgentMs = Math.round(performance.now() - app.postStartedAt);
+      renderTimeToCounselor();
+      return;
+    }
+  }
+}
+
+const SOURCE_LABELS = { pool: 'warm pool', cold: 'started for this session' };
+
+// The API's figure (agent_source, time_to_agent_ms: creation → LiveKit's join time) and this page's.
+function renderTimeToCounselor() {
+  const el = $('time-to-counselor');
+  const view = app.sessionView || {};
+  el.dataset.source = view.agent_source || '';
+  el.dataset.ms = view.time_to_agent_ms != null ? String(view.time_to_agent_ms) : '';
+  el.dataset.clientMs = app.clientAgentMs != null ? String(app.clientAgentMs) : '';
+  const parts = [];
+  if (view.time_to_agent_ms != null) {
+    parts.push(`${(view.time_to_agent_ms / 1000).toFixed(2)} s (${SOURCE_LABELS[view.agent_source] || view.agent_source || 'unknown source'})`);
+  }
+  if (app.clientAgentMs != null) parts.push(`this page: ${(app.clientAgentMs / 1000).toFixed(2)} s from Start to the counselor in the room`);
+  el.textContent = parts.length ? parts.join(' · ') : 'measuring…';
+}
+
 function resetSessionView() {
   if (app.pollTimer) {
     clearTimeout(app.pollTimer);
@@ -483,6 +520,9 @@ function resetSessionView() {
   }
   app.session = null;
   app.sessionView = null;
+  app.postStartedAt = null;
+  app.clientAgentMs = null;
+  renderTimeToCounselor();
   app.segments.clear();
   $('transcript').replaceChildren();
   $('session-status').replaceChildren();
@@ -556,6 +596,7 @@ function startPolling() {
     if (!app.session || app.session.session_id !== id) return;
     app.sessionView = { session_id: id, ...view };
     renderStatus(app.sessionView);
+    renderTimeToCounselor();
     if (TERMINAL.has(view.status)) {
       await sessionOver(view, requestId);
       return;

@@ -365,6 +365,20 @@ test('sign in, list categories, start a session, see and hear the avatar, read t
     const live = await apiGet(config, token, `/api/v1/video/sessions/${sessionId}`);
     assert.equal(live.status, 'active');
 
+    // Time to counselor: the dev stack's warm pool served it (make dev runs one by default), and the
+    // panel shows the API's figure and the page's own.
+    assert.equal(live.agent_source, 'pool', `served by the warm pool: ${JSON.stringify(live)}`);
+    assert.ok(live.time_to_agent_ms > 0, `time_to_agent_ms: ${JSON.stringify(live)}`);
+    await page.waitForFunction(() => {
+      const el = document.getElementById('time-to-counselor');
+      return el.dataset.source && el.dataset.ms && el.dataset.clientMs;
+    }, null, { timeout: 30_000 });
+    const ttc = await page.locator('#time-to-counselor').evaluate((el) => ({ ...el.dataset, text: el.textContent }));
+    assert.equal(ttc.source, 'pool');
+    assert.equal(Number(ttc.ms), live.time_to_agent_ms);
+    assert.match(ttc.text, /warm pool/);
+    t.diagnostic(`time to counselor: API ${ttc.ms} ms (${ttc.source}), page ${ttc.clientMs} ms`);
+
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(outDir, 'live-session.png'), fullPage: true });
     t.diagnostic(`screenshot of the live session: ${path.relative(root, path.join(outDir, 'live-session.png'))}`);

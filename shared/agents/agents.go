@@ -5,6 +5,7 @@ package agents
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,9 @@ type Session struct {
 	// MaxDuration is the session's own maximum (the configured one, cut to the minutes the student
 	// has left that day): the agent says goodbye and ends the session at it, counted from its join.
 	MaxDuration time.Duration
+	// Replacement: the agent replaces one that left mid-session (a pool worker greets the waiting
+	// student with an acknowledgement of the interruption).
+	Replacement bool
 }
 
 // Env is the per-session environment of the agent process.
@@ -25,6 +29,20 @@ func (s Session) Env() map[string]string {
 		"SESSION_ID": s.SessionID, "ROOM_NAME": s.RoomName, "CATEGORY_ID": s.CategoryID,
 		"AGENT_MAX_DURATION_SECONDS": strconv.FormatInt(int64(s.MaxDuration/time.Second), 10),
 	}
+}
+
+// Where a session's agent came from (the session record's agent_source, the metrics' AgentSource).
+const (
+	SourcePool = "pool" // a warm pool worker took the session's dispatch
+	SourceCold = "cold" // a task or process started for the session
+)
+
+// SourceOf tells from a launch's task id how the agent came.
+func SourceOf(taskID string) string {
+	if strings.HasPrefix(taskID, poolTaskPrefix) {
+		return SourcePool
+	}
+	return SourceCold
 }
 
 // Launcher starts one agent per session.

@@ -125,13 +125,20 @@ func NewService(cfg config.Config, awsCfg aws.Config, deps Deps) (*service.Servi
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	lk := cfg.LiveKit
+	roomClient := rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret)
+	var poolWait time.Duration
+	if cfg.Agent.PoolAgentName != "" {
+		launcher = agents.NewPool(roomClient, launcher, cfg.Agent.PoolAgentName, cfg.Agent.PoolJoinTimeout, deps.Log)
+		poolWait = cfg.Agent.PoolJoinTimeout + agents.DispatchDeleteTimeout
+	}
 	// A session flagged for a safety concern may run SafetyGrace past its maximum: its lock holds as long.
 	lockTTL := cfg.SessionMaxDuration + cfg.SafetyGrace + 10*time.Minute
 	return &service.Service{
 		Categories: categories.NewCached(categories.NewDynamoStore(db, cfg.CategoriesTable)),
 		Sessions:   sessions.NewDynamoStore(db, cfg.SessionsTable),
-		Rooms:      rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret),
+		Rooms:      roomClient,
 		Agents:     launcher,
+		PoolWait:   poolWait,
 		MintToken: func(room, identity, name string, ttl time.Duration) (string, error) {
 			return rooms.StudentToken(lk.APIKey, lk.APISecret, room, identity, name, ttl)
 		},

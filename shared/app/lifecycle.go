@@ -27,6 +27,9 @@ func lifecycleDeps(cfg config.Config, awsCfg aws.Config, deps Deps) (agents.Laun
 	if log == nil {
 		log = slog.Default()
 	}
+	// The API's warm pool records "pool:" task ids: stopping one deletes its dispatch, never StopTask.
+	lk := cfg.LiveKit
+	launcher = agents.NewPool(rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, "", 0, log)
 	return launcher, log, nil
 }
 

@@ -88,6 +88,10 @@ type Agent struct {
 	ECS      ECS
 	// Command is the local process launcher's argv (AGENT_COMMAND, split on spaces).
 	Command []string
+	// PoolAgentName turns the warm pool on (API): create-room dispatches this agent name and falls
+	// back to the launcher above when no worker's agent joins within PoolJoinTimeout. Empty: off.
+	PoolAgentName   string
+	PoolJoinTimeout time.Duration
 }
 
 type ECS struct {
@@ -113,6 +117,16 @@ const (
 	// DefaultStackName is the Stack dimension outside a deployment (make dev, tests). The template
 	// sets STACK_NAME to the stack's name (the template check holds it, like the alarms' dimension).
 	DefaultStackName = "local"
+)
+
+// agentNamePattern is the pool worker's rule for LIVEKIT_AGENT_NAME (agentimage/src/config.ts).
+var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Bounds of AGENT_POOL_JOIN_TIMEOUT_SECONDS: a worker's agent joins ~0.3 s after the dispatch; the
+// longest wait is counted in the API's time budget (service.MaxPoolWait).
+const (
+	DefaultPoolJoinTimeout = 3 * time.Second
+	MaxPoolJoinTimeout     = 5 * time.Second
 )
 
 // stackNamePattern is CloudFormation's stack name rule (also a valid metric dimension value).
@@ -163,6 +177,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 			StudentDailyMinutes:  r.count("STUDENT_DAILY_MINUTES_LIMIT", MaxStudentDailyMinutes),
 			MaxOpenSessions:      r.count("MAX_OPEN_SESSIONS", MaxOpenSessionsLimit),
 		}
+		c.Agent.PoolAgentName, c.Agent.PoolJoinTimeout = r.pool()
 		switch c.Agent.Launcher {
 		case LauncherECS:
 			c.Agent.ECS = r.ecs()
@@ -316,6 +331,24 @@ func (r *reader) cognito() Cognito {
 	}
 	c.TokenUse = r.oneOf("COGNITO_TOKEN_USE", TokenUseAny, TokenUseID, TokenUseAccess, TokenUseAny)
 	return c
+}
+
+// pool reads the warm pool's variables (both optional).
+func (r *reader) pool() (string, time.Duration) {
+	name := strings.TrimSpace(r.getenv("AGENT_POOL_AGENT_NAME"))
+	if name != "" && !agentNamePattern.MatchString(name) {
+		r.problem("AGENT_POOL_AGENT_NAME must be letters, digits, ., - and _ (at most 64), as the worker's LIVEKIT_AGENT_NAME")
+	}
+	wait := DefaultPoolJoinTimeout
+	if v := strings.TrimSpace(r.getenv("AGENT_POOL_JOIN_TIMEOUT_SECONDS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || time.Duration(n)*time.Second > MaxPoolJoinTimeout {
+			r.problem(fmt.Sprintf("AGENT_POOL_JOIN_TIMEOUT_SECONDS must be a whole number of seconds between 1 and %d", int(MaxPoolJoinTimeout/time.Second)))
+		} else {
+			wait = time.Duration(n) * time.Second
+		}
+	}
+	return name, wait
 }
 
 func (r *reader) ecs() ECS {

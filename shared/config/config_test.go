@@ -425,3 +425,22 @@ func TestLoadLimits(t *testing.T) {
 		t.Errorf("sweeper limits %+v", c.Limits)
 	}
 }
+
+func TestLoadPool(t *testing.T) {
+	c := mustLoad(t, API, apiEnv())
+	if c.Agent.PoolAgentName != "" || c.Agent.PoolJoinTimeout != DefaultPoolJoinTimeout {
+		t.Errorf("pool defaults: %q %v, want off and %v", c.Agent.PoolAgentName, c.Agent.PoolJoinTimeout, DefaultPoolJoinTimeout)
+	}
+	c = mustLoad(t, API, with(with(apiEnv(), "AGENT_POOL_AGENT_NAME", " counselor-v2.1_a "), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", "5"))
+	if c.Agent.PoolAgentName != "counselor-v2.1_a" || c.Agent.PoolJoinTimeout != 5*time.Second {
+		t.Errorf("pool: %q %v", c.Agent.PoolAgentName, c.Agent.PoolJoinTimeout)
+	}
+	for _, bad := range []string{"counselor agent", "coun/selor", "ä", strings.Repeat("a", 65)} {
+		mustFail(t, API, with(apiEnv(), "AGENT_POOL_AGENT_NAME", bad), "AGENT_POOL_AGENT_NAME")
+	}
+	for _, bad := range []string{"0", "6", "-1", "1.5", "3s", "abc"} {
+		mustFail(t, API, with(apiEnv(), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", bad), "AGENT_POOL_JOIN_TIMEOUT_SECONDS")
+	}
+	// Both bad at once: one error names both.
+	mustFail(t, API, with(with(apiEnv(), "AGENT_POOL_AGENT_NAME", "a b"), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", "9"), "AGENT_POOL_AGENT_NAME", "AGENT_POOL_JOIN_TIMEOUT_SECONDS")
+}

@@ -50,13 +50,14 @@ type Service interface {
 	Participants(ctx context.Context, name string) ([]Participant, error)
 }
 
-// Client talks to LiveKit's RoomService over Twirp.
+// Client talks to LiveKit's RoomService and AgentDispatchService over Twirp.
 type Client struct {
 	rs *lksdk.RoomServiceClient
+	ad *lksdk.AgentDispatchClient
 }
 
 func NewClient(url, apiKey, apiSecret string) *Client {
-	return &Client{rs: lksdk.NewRoomServiceClient(url, apiKey, apiSecret)}
+	return &Client{rs: lksdk.NewRoomServiceClient(url, apiKey, apiSecret), ad: lksdk.NewAgentDispatchServiceClient(url, apiKey, apiSecret)}
 }
 
 func (c *Client) CreateRoom(ctx context.Context, name string, md Metadata) (string, error) {

@@ -51,10 +51,14 @@ const (
 	BudgetMargin = 2 * time.Second
 )
 
-// TimeBudget is the longest one API request can take.
+// TimeBudget is the longest one API request can take. With the warm pool on, create-room may also
+// wait for a worker's agent and take back a dispatch no worker took before the cold launch (PoolWait).
 func TimeBudget() time.Duration {
-	return auth.KeyWaitMax + RequestTimeout + agents.LaunchCleanupTimeout + CleanupTimeout + BudgetMargin
+	return auth.KeyWaitMax + RequestTimeout + MaxPoolWait + agents.LaunchCleanupTimeout + CleanupTimeout + BudgetMargin
 }
+
+// MaxPoolWait is the longest PoolWait: the pool's longest join wait and the dispatch's deletion.
+const MaxPoolWait = agents.PoolJoinTimeoutMax + agents.DispatchDeleteTimeout
 
 // TokenMinter signs a student's LiveKit token.
 type TokenMinter func(room, identity, name string, ttl time.Duration) (string, error)
@@ -65,7 +69,10 @@ type Service struct {
 	Sessions   sessions.Store
 	Rooms      rooms.Service
 	Agents     agents.Launcher
-	MintToken  TokenMinter
+	// PoolWait is added to create-room's deadline when Agents is a warm pool (agents.Pool): its wait
+	// for a worker's agent plus taking back the dispatch before the cold launch (at most MaxPoolWait).
+	PoolWait  time.Duration
+	MintToken TokenMinter
 	// PublicURL is what the browser connects to.
 	PublicURL string
 	// TokenTTL is how long the student's token can be used to join (LiveKit refreshes the token of a
@@ -119,7 +126,7 @@ const maxCreateAttempts = 3
 func (s *Service) CreateRoom(ctx context.Context, student auth.Student, categoryID string) (created Created, err error) {
 	began := time.Now()
 	defer func() { s.Metrics.CreateRoomAnswered(metrics.OutcomeOf(created.Resumed, err), time.Since(began)) }()
-	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout+min(s.PoolWait, MaxPoolWait))
 	defer cancel()
 	cat, err := s.Categories.GetEnabled(ctx, categoryID)
 	if err != nil {
@@ -149,6 +156,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 	sess := sessions.Session{
 		SessionID: newID(), UserID: student.ID, CategoryID: cat.ID, CategoryName: cat.Name,
 		Mode: sessions.ModeVideo, Status: sessions.StatusStarting, CreatedAt: s.now().UTC(),
+		AgentSource: agents.FirstSource(s.Agents),
 	}
 	sess.RoomName = sessions.RoomName(sess.SessionID)
 	// Signing is local and needs only the room name: done first, a failure leaves nothing behind.
@@ -187,7 +195,8 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 	}
 	// MarkStarted accepts an active session (the student joined through a second create-room's
 	// answer); it refuses a closed one (the student ended it meanwhile): then only undo.
-	err = s.Sessions.MarkStarted(ctx, sess.SessionID, roomSID, taskID, s.now().UTC())
+	source := agents.SourceOf(taskID)
+	err = s.Sessions.MarkStarted(ctx, sess.SessionID, sessions.Started{RoomSID: roomSID, AgentTaskID: taskID, AgentSource: source, At: s.now().UTC()})
 	if errors.Is(err, sessions.ErrConflict) {
 		return Created{}, s.abandon(ctx, sess, taskID)
 	}
@@ -195,7 +204,7 @@ func (s *Service) start(ctx context.Context, student auth.Student, cat categorie
 		return Created{}, s.fail(ctx, sess, taskID, "session update failed", metrics.ReasonSessionUpdateFailed, err)
 	}
 	logging.From(ctx, s.Log).Info("session started", "room_name", sess.RoomName, "room_sid", roomSID, "agent_task_id", taskID,
-		"category_id", cat.ID, "max_duration_seconds", sess.MaxDurationSeconds)
+		"agent_source", source, "category_id", cat.ID, "max_duration_seconds", sess.MaxDurationSeconds)
 	return Created{
 		RoomURL: s.PublicURL, AccessToken: token, RoomName: sess.RoomName, SessionID: sess.SessionID,
 		Status: string(sessions.StatusStarting), ExpiresAt: expires, MaxDurationSeconds: sess.MaxDurationSeconds,

@@ -208,14 +208,14 @@ func (s *ctxStore) Get(ctx context.Context, id string) (sessions.Session, error)
 	return s.MemoryStore.Get(ctx, id)
 }
 
-func (s *ctxStore) MarkStarted(ctx context.Context, id, roomSID, taskID string, at time.Time) error {
+func (s *ctxStore) MarkStarted(ctx context.Context, id string, st sessions.Started) error {
 	if err := s.check(ctx, "MarkStarted"); err != nil {
 		return err
 	}
 	if s.failStarted != nil {
 		return s.failStarted
 	}
-	return s.MemoryStore.MarkStarted(ctx, id, roomSID, taskID, at)
+	return s.MemoryStore.MarkStarted(ctx, id, st)
 }
 
 func (s *ctxStore) End(ctx context.Context, id string, e sessions.Ending) (sessions.Session, error) {

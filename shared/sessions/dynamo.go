@@ -366,11 +366,11 @@ func (d *DynamoStore) runUpdate(ctx context.Context, u types.Update) (map[string
 	return out.Attributes, nil
 }
 
-func (d *DynamoStore) MarkStarted(ctx context.Context, id, roomSID, taskID string, at time.Time) error {
+func (d *DynamoStore) MarkStarted(ctx context.Context, id string, st Started) error {
 	_, err := d.update(ctx, id,
-		"SET started_at = :at, agent_task_id = :task, room_sid = if_not_exists(room_sid, :sid)",
+		"SET started_at = :at, agent_task_id = :task, agent_source = :src, room_sid = if_not_exists(room_sid, :sid)",
 		"#s IN (:starting, :active)",
-		map[string]types.AttributeValue{":at": ts(at), ":task": str(taskID), ":sid": str(roomSID),
+		map[string]types.AttributeValue{":at": ts(st.At), ":task": str(st.AgentTaskID), ":src": str(st.AgentSource), ":sid": str(st.RoomSID),
 			":starting": str(string(StatusStarting)), ":active": str(string(StatusActive))})
 	return err
 }

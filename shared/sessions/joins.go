@@ -43,6 +43,7 @@ func planAgentJoin(s Session, at time.Time) (Session, bool) {
 		return s, false
 	}
 	s.AgentJoinedAt = at
+	s.TimeToAgentMS = max(at.Sub(s.CreatedAt).Milliseconds(), 1) // 1: a join recorded is never "absent"
 	return s, true
 }
 
@@ -122,11 +123,12 @@ func (d *DynamoStore) RecordAgentJoin(ctx context.Context, id string, at time.Ti
 		if err != nil {
 			return err
 		}
-		if _, ok := planAgentJoin(cur, at); !ok {
+		next, ok := planAgentJoin(cur, at)
+		if !ok {
 			return nil
 		}
-		vals := map[string]types.AttributeValue{":at": ts(at)}
-		_, err = d.update(ctx, id, "SET agent_joined_at = :at",
+		vals := map[string]types.AttributeValue{":at": ts(at), ":tta": num(next.TimeToAgentMS)}
+		_, err = d.update(ctx, id, "SET agent_joined_at = :at, time_to_agent_ms = :tta",
 			"attribute_exists(#s) AND "+pin("agent_joined_at", raw, vals, ":old"), vals)
 		if !errors.Is(err, ErrConflict) {
 			return err

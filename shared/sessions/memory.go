@@ -160,14 +160,14 @@ func (m *MemoryStore) apply(id string, change func(*Session) error) (Session, er
 	return s, nil
 }
 
-func (m *MemoryStore) MarkStarted(_ context.Context, id, roomSID, taskID string, at time.Time) error {
+func (m *MemoryStore) MarkStarted(_ context.Context, id string, st Started) error {
 	_, err := m.apply(id, func(s *Session) error {
 		if !s.Status.Open() {
 			return ErrConflict
 		}
-		s.StartedAt, s.AgentTaskID = at.UTC(), taskID
+		s.StartedAt, s.AgentTaskID, s.AgentSource = st.At.UTC(), st.AgentTaskID, st.AgentSource
 		if s.RoomSID == "" {
-			s.RoomSID = roomSID
+			s.RoomSID = st.RoomSID
 		}
 		return nil
 	})

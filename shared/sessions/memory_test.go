@@ -2,7 +2,9 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +48,7 @@ func TestMemoryStoreLifecycle(t *testing.T) {
 	if _, err := m.Create(ctx, newSession("s2", "u1"), Admission{LockTTL: time.Hour}); !errors.As(err, &active) || active.SessionID != "s1" {
 		t.Fatalf("second open session: %v", err)
 	}
-	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-1", t0.Add(time.Second)); err != nil {
+	if err := m.MarkStarted(ctx, "s1", Started{RoomSID: "RM_1", AgentTaskID: "task-1", AgentSource: "cold", At: t0.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RecordRoomSID(ctx, "s1", "RM_2"); !errors.Is(err, ErrConflict) {
@@ -184,7 +186,7 @@ func TestMarkStartedAcceptsAnyOpenStatus(t *testing.T) {
 	if err := m.RecordStudentJoin(ctx, "s1", t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-1", t0.Add(2*time.Second)); err != nil {
+	if err := m.MarkStarted(ctx, "s1", Started{RoomSID: "RM_1", AgentTaskID: "task-1", AgentSource: "cold", At: t0.Add(2 * time.Second)}); err != nil {
 		t.Fatalf("MarkStarted on an active session: %v", err)
 	}
 	if s, _ := m.Get(ctx, "s1"); s.Status != StatusActive || s.AgentTaskID != "task-1" {
@@ -193,7 +195,34 @@ func TestMarkStartedAcceptsAnyOpenStatus(t *testing.T) {
 	if _, err := m.End(ctx, "s1", Ending{Status: StatusEnded, At: t0.Add(time.Minute), Reason: "ended by student"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.MarkStarted(ctx, "s1", "RM_1", "task-2", t0.Add(time.Minute)); !errors.Is(err, ErrConflict) {
+	if err := m.MarkStarted(ctx, "s1", Started{RoomSID: "RM_1", AgentTaskID: "task-2", AgentSource: "cold", At: t0.Add(time.Minute)}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("MarkStarted on an ended session: %v, want ErrConflict", err)
+	}
+}
+
+// TestAgentJoinRecordsTimeToAgent: the earliest agent join sets time_to_agent_ms (shown by GET
+// session with agent_source); a later join changes neither, an earlier one corrects both.
+func TestAgentJoinRecordsTimeToAgent(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemoryStore()
+	if _, err := m.Create(ctx, newSession("s1", "u1"), Admission{LockTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkStarted(ctx, "s1", Started{RoomSID: "RM_1", AgentTaskID: "pool:video-s1:AD_1", AgentSource: "pool", At: t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	created, _ := m.Get(ctx, "s1")
+	for _, at := range []time.Duration{700 * time.Millisecond, 2 * time.Second, 300 * time.Millisecond} {
+		if err := m.RecordAgentJoin(ctx, "s1", created.CreatedAt.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := m.Get(ctx, "s1")
+	if s.TimeToAgentMS != 300 || s.AgentSource != "pool" {
+		t.Fatalf("time to agent %d ms, source %q; want 300 and pool", s.TimeToAgentMS, s.AgentSource)
+	}
+	raw, _ := json.Marshal(s)
+	if !strings.Contains(string(raw), `"agent_source":"pool"`) || !strings.Contains(string(raw), `"time_to_agent_ms":300`) {
+		t.Fatalf("GET session JSON lacks the agent's source and time: %s", raw)
 	}
 }

@@ -73,6 +73,11 @@ type Session struct {
 	DurationSeconds int64     `dynamodbav:"duration_seconds,omitempty" json:"duration_seconds,omitempty"`
 	EndReason       string    `dynamodbav:"end_reason,omitempty" json:"end_reason,omitempty"`
 	AgentTaskID     string    `dynamodbav:"agent_task_id,omitempty" json:"-"`
+	// AgentSource is how the agent came: "pool" (a warm worker took the dispatch) or "cold" (a task
+	// started for the session). Written at creation with the launcher's first try, then by MarkStarted.
+	AgentSource string `dynamodbav:"agent_source,omitempty" json:"agent_source,omitempty"`
+	// TimeToAgentMS is agent_joined_at - created_at in milliseconds, written with the earliest agent join.
+	TimeToAgentMS int64 `dynamodbav:"time_to_agent_ms,omitempty" json:"time_to_agent_ms,omitempty"`
 	// MaxDurationSeconds is this session's own maximum: the configured one, cut to the minutes the
 	// student had left that day. The agent ends the session at it; the sweeper a little later.
 	MaxDurationSeconds int64 `dynamodbav:"max_duration_seconds,omitempty" json:"max_duration_seconds,omitempty"`
@@ -128,6 +133,14 @@ type Ending struct {
 	Reason string
 }
 
+// Started is what create-room records about a session once its room and agent are up.
+type Started struct {
+	RoomSID     string
+	AgentTaskID string
+	AgentSource string // agents.SourcePool or agents.SourceCold
+	At          time.Time
+}
+
 // Store persists sessions. The DynamoDB implementation is the production one; MemoryStore serves unit tests.
 type Store interface {
 	// Create writes a new `starting` session and the student's active-session lock atomically, and
@@ -144,7 +157,7 @@ type Store interface {
 	// MarkStarted records the room sid, agent task and start time of an open session (the student
 	// may already have joined through a second create-room). ErrConflict if the session was closed
 	// meanwhile (ended by the student, failed by the sweeper).
-	MarkStarted(ctx context.Context, sessionID, roomSID, taskID string, at time.Time) error
+	MarkStarted(ctx context.Context, sessionID string, st Started) error
 	// RecordRoomSID sets the room sid if none is recorded yet (room_started may come first).
 	RecordRoomSID(ctx context.Context, sessionID, roomSID string) error
 	// RecordStudentJoin moves starting → active and keeps the earliest student join time; on a

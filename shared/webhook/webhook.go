@@ -245,7 +245,7 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 				return "", err
 			}
 			if sess.AgentJoinedAt.IsZero() { // the session's first agent (the avatar joins later)
-				h.Metrics.AgentJoined(sess, metrics.SourceCold, at)
+				h.Metrics.AgentJoined(sess, metrics.SourceOf(sess.AgentSource), at)
 			}
 			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
 		case h.isStudent(p, sess):

@@ -276,7 +276,9 @@ func roundTrips(ctx context.Context, stack *localstack.Stack, ecsURL, categoryID
 				_, err := launcher.Launch(ctx, agents.Session{SessionID: id, RoomName: sessions.RoomName(id)})
 				return err
 			},
-			func() error { return store.MarkStarted(ctx, id, "RM_x", "task", time.Now()) },
+			func() error {
+				return store.MarkStarted(ctx, id, sessions.Started{RoomSID: "RM_x", AgentTaskID: "task", AgentSource: "cold", At: time.Now()})
+			},
 		}
 		for j, step := range steps {
 			start := time.Now()

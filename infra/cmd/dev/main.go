@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"counselvideo/infra/devstack"
@@ -18,9 +20,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	poolSize, err := poolSizeFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make dev:", err)
+		os.Exit(1)
+	}
 	r, err := devstack.Start(ctx, devstack.Options{
 		APIAddr: os.Getenv("DEV_API_ADDR"), PlaygroundAddr: os.Getenv("DEV_PLAYGROUND_ADDR"), LogDir: os.Getenv("DEV_LOG_DIR"),
-		Log: logging.New(os.Stderr, "info"),
+		AgentPoolSize: poolSize, Log: logging.New(os.Stderr, "info"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "make dev:", err)
@@ -48,6 +55,30 @@ func main() {
 	fmt.Fprintln(os.Stderr, "\nstopping: agents, API, livekit-server, DynamoDB Local, cognito-local")
 }
 
+// defaultPoolSize: the playground shows the warm path by default; two workers keep one ready while
+// the other is replaced after its session.
+const defaultPoolSize = 2
+
+// poolSizeFromEnv reads DEV_AGENT_POOL_SIZE (0 = no pool: an agent process per session).
+func poolSizeFromEnv() (int, error) {
+	v := strings.TrimSpace(os.Getenv("DEV_AGENT_POOL_SIZE"))
+	if v == "" {
+		return defaultPoolSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 8 {
+		return 0, fmt.Errorf("DEV_AGENT_POOL_SIZE must be a whole number from 0 (no pool) to 8")
+	}
+	return n, nil
+}
+
+func agentsLine(r *devstack.Running) string {
+	if r.AgentPool == nil {
+		return "an agent process per session (DEV_AGENT_POOL_SIZE=0)"
+	}
+	return fmt.Sprintf("warm pool of %d workers (%s; DEV_AGENT_POOL_SIZE), an agent process per session when none is free", r.AgentPool.Size(), devstack.PoolAgentName)
+}
+
 func printWelcome(r *devstack.Running, idToken string) {
 	fmt.Printf(`
 Local stack is up.
@@ -57,6 +88,7 @@ Local stack is up.
   DynamoDB Local  %[3]s   (tables %[4]s, %[5]s)
   cognito-local   %[6]s   (pool %[7]s, client %[8]s)
   Agent providers %[9]s
+  Agents          %[16]s
   Logs            %[10]s
   Safety alerts   %[15]s   (what the counseling staff's SNS topic would receive)
 
@@ -78,5 +110,5 @@ List categories and create a room:
 Ctrl-C stops everything.
 `, r.APIURL, r.Stack.LiveKit.WSURL, r.Stack.DynamoDB.Endpoint, devstack.SessionsTable, devstack.CategoriesTable,
 		r.Stack.Cognito.Endpoint, r.Pool.PoolID, r.Pool.ClientID, r.Providers, r.Stack.LogDir,
-		devstack.StudentUsername, devstack.StudentPassword, idToken, r.PlaygroundURL, r.SafetyAlerts)
+		devstack.StudentUsername, devstack.StudentPassword, idToken, r.PlaygroundURL, r.SafetyAlerts, agentsLine(r))
 }
