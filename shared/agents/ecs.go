@@ -63,8 +63,10 @@ func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
 		Cluster:        aws.String(l.cfg.Cluster),
 		TaskDefinition: aws.String(l.cfg.TaskDefinition),
 		Count:          aws.Int32(1),
-		// The session id makes RunTask idempotent: a retried launch returns the same task.
-		ClientToken: aws.String(s.SessionID),
+		// The launch key makes RunTask idempotent: a retried launch returns the same task, and a
+		// replacement gets a task of its own. startedBy stays the session id, so the cleanup below
+		// (and anyone listing a session's tasks) finds the replacement too.
+		ClientToken: aws.String(s.LaunchKey()),
 		StartedBy:   aws.String(s.SessionID),
 		Tags: []types.Tag{
 			{Key: aws.String("session_id"), Value: aws.String(s.SessionID)},

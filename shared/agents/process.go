@@ -42,7 +42,7 @@ func (l *ProcessLauncher) Launch(ctx context.Context, s Session) (string, error)
 	if len(l.command) == 0 {
 		return "", errors.New("process launcher: no command")
 	}
-	taskID := "process:" + s.SessionID
+	taskID := "process:" + s.LaunchKey()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, running := l.procs[taskID]; running {

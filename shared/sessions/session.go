@@ -73,6 +73,11 @@ type Session struct {
 	DurationSeconds int64     `dynamodbav:"duration_seconds,omitempty" json:"duration_seconds,omitempty"`
 	EndReason       string    `dynamodbav:"end_reason,omitempty" json:"end_reason,omitempty"`
 	AgentTaskID     string    `dynamodbav:"agent_task_id,omitempty" json:"-"`
+	// AgentReplacedAt is when the webhook started a replacement for the session's agent, lost
+	// mid-session; AgentLostSID is the LiveKit participant sid of the agent it replaced. A session
+	// gets one replacement (replacement.go).
+	AgentReplacedAt time.Time `dynamodbav:"agent_replaced_at,omitempty" json:"-"`
+	AgentLostSID    string    `dynamodbav:"agent_lost_sid,omitempty" json:"-"`
 	// MaxDurationSeconds is this session's own maximum: the configured one, cut to the minutes the
 	// student had left that day. The agent ends the session at it; the sweeper a little later.
 	MaxDurationSeconds int64 `dynamodbav:"max_duration_seconds,omitempty" json:"max_duration_seconds,omitempty"`
@@ -152,6 +157,14 @@ type Store interface {
 	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
 	// RecordAgentJoin keeps the earliest agent (or avatar) join time.
 	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
+	// MarkAgentReplaced records, once per session, that its agent was lost and a replacement is
+	// being started (agent_replaced_at, agent_lost_sid), on an open session that has no replacement
+	// yet, and returns the session as it now is. ErrConflict, with the session as it is, when the
+	// session is closed or already had its replacement: only one caller starts a replacement.
+	MarkAgentReplaced(ctx context.Context, sessionID string, loss AgentLoss) (Session, error)
+	// RecordAgentTask records the task of the session's replacement agent on an open session;
+	// ErrConflict when the session was closed meanwhile (the caller stops the task).
+	RecordAgentTask(ctx context.Context, sessionID, taskID string) error
 	// End moves an open session to a terminal status, releases the student's lock and, in the same
 	// write as the status, what the session holds under the limits (its open-session slot, its usage
 	// entry), and returns the session as it now is. ErrConflict if it was already terminal.
