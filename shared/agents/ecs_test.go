@@ -300,3 +300,17 @@ func TestECSLaunchTimeoutStopsStartedTask(t *testing.T) {
 		t.Errorf("a reported failure: err %v, %d ListTasks calls", err, len(capacity.lists))
 	}
 }
+
+// TestECSLaunchNotConfigured: a launcher built without a task definition (a function that only stops
+// tasks) refuses to launch without calling ECS.
+func TestECSLaunchNotConfigured(t *testing.T) {
+	f := &fakeECS{}
+	cfg := ecsCfg
+	cfg.TaskDefinition = ""
+	if _, err := NewECSLauncher(f, cfg).Launch(context.Background(), sess); !errors.Is(err, ErrLaunchNotConfigured) {
+		t.Fatalf("launch: %v", err)
+	}
+	if len(f.runs)+len(f.lists) != 0 {
+		t.Errorf("ECS called: %d runs %d lists", len(f.runs), len(f.lists))
+	}
+}

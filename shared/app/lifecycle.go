@@ -31,7 +31,9 @@ func lifecycleDeps(cfg config.Config, awsCfg aws.Config, deps Deps) (agents.Laun
 }
 
 // NewWebhookHandler builds the handler of POST /livekit/webhook (config.Webhook). requestID extracts
-// the platform's request id (nil: a random id per request).
+// the platform's request id (nil: a random id per request). Its launcher stops closed sessions' agents
+// and starts the replacement of one lost mid-session: the API's (deps.Launcher, or the one Launcher
+// builds from the same variables).
 func NewWebhookHandler(cfg config.Config, awsCfg aws.Config, deps Deps, requestID func(*http.Request) string) (*webhook.Handler, error) {
 	launcher, log, err := lifecycleDeps(cfg, awsCfg, deps)
 	if err != nil {
@@ -43,6 +45,7 @@ func NewWebhookHandler(cfg config.Config, awsCfg aws.Config, deps Deps, requestI
 		rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, log)
 	h.RequestIDFrom = requestID
 	h.Metrics = deps.Metrics
+	h.MaxDuration = cfg.SessionMaxDuration
 	return h, nil
 }
 

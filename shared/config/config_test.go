@@ -125,6 +125,26 @@ func TestLoadWebhookAndSweeperValid(t *testing.T) {
 	}
 }
 
+// TestLoadWebhookLaunchSettings: the webhook launches replacements when the task definition is set;
+// then every launch setting is required, named together; without it the cluster is enough.
+func TestLoadWebhookLaunchSettings(t *testing.T) {
+	if c := mustLoad(t, Webhook, baseEnv()); c.Agent.ECS.TaskDefinition != "" {
+		t.Errorf("task definition without the variable: %+v", c.Agent.ECS)
+	}
+	mustFail(t, Webhook, with(baseEnv(), "AGENT_TASK_DEFINITION", "agent:3"),
+		"AGENT_CONTAINER_NAME", "AGENT_SUBNETS", "AGENT_SECURITY_GROUPS")
+	launch := with(apiEnv(), "LIVEKIT_PUBLIC_URL", "", "CATEGORIES_TABLE", "", "COGNITO_ISSUER", "", "COGNITO_CLIENT_IDS", "")
+	c := mustLoad(t, Webhook, with(launch, "AGENT_CAPACITY_PROVIDER", "FARGATE_SPOT"))
+	if e := c.Agent.ECS; e.TaskDefinition != "agent:3" || e.ContainerName != "agent" || !slices.Equal(e.Subnets, []string{"subnet-1", "subnet-2"}) ||
+		!slices.Equal(e.SecurityGroups, []string{"sg-1"}) || e.CapacityProvider != "FARGATE_SPOT" || e.Cluster != "agents" {
+		t.Errorf("webhook launch settings: %+v", e)
+	}
+	// The sweeper never launches.
+	if c := mustLoad(t, Sweeper, with(baseEnv(), "AGENT_TASK_DEFINITION", "agent:3")); c.Agent.ECS.TaskDefinition != "" {
+		t.Errorf("sweeper read the task definition: %+v", c.Agent.ECS)
+	}
+}
+
 func TestLoadEmptyEnvNamesEveryVariable(t *testing.T) {
 	common := []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "SESSIONS_TABLE", "AGENT_LAUNCHER"}
 	for fn, extra := range map[Function][]string{
