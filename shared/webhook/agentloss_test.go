@@ -90,7 +90,9 @@ func TestAgentLostStartsOneReplacement(t *testing.T) {
 	f.mustSend(t, aborted, http.StatusOK)
 	var wg sync.WaitGroup
 	for i := range 4 {
-		wg.Go(func() { f.send(t, lostAgent("EV_lost_"+string(rune('a'+i)), "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE)) })
+		wg.Go(func() {
+			f.send(t, lostAgent("EV_lost_"+string(rune('a'+i)), "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE))
+		})
 	}
 	wg.Wait()
 	if n := len(f.agent.launches()); n != 1 {
