@@ -91,6 +91,19 @@ func (l *ProcessLauncher) Stop(ctx context.Context, taskID, reason string) error
 	return nil
 }
 
+// Kill sends SIGKILL to the task's process group at once, as a crash or an out-of-memory kill ends an
+// agent: no cleanup, no leave message to LiveKit (tests of a lost agent).
+func (l *ProcessLauncher) Kill(taskID string) error {
+	l.mu.Lock()
+	cmd, ok := l.procs[taskID]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("kill %s: no such agent process", taskID)
+	}
+	l.log.Info("killing agent process", "task_id", taskID, "pid", cmd.Process.Pid)
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
 // Running reports whether the task's process is still alive.
 func (l *ProcessLauncher) Running(taskID string) bool {
 	l.mu.Lock()
