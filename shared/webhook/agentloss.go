@@ -26,6 +26,26 @@ const (
 	EndReasonReplacementFailed = "agent lost; starting a replacement failed"
 )
 
+// Time budget of the replacement path, the longest a webhook request takes: the checks, the
+// conditional write and the launch (the API's launcher, under the deadline the API gives it), a
+// launcher's own cleanup after a failed launch, failing the session and cleaning up, and the reserve
+// for releasing the event claim and answering. The webhook Lambda's timeout must hold TimeBudget.
+const (
+	// ReplacementTimeout bounds everything up to the replacement's recorded task (the API's
+	// service.RequestTimeout bounds the same launcher's create-room launch).
+	ReplacementTimeout = 6 * time.Second
+	// ReplacementCleanupTimeout bounds failing the session, deleting the room and stopping the tasks;
+	// it runs on its own context, so a launch that used up its deadline is still undone.
+	ReplacementCleanupTimeout = 3 * time.Second
+	// budgetMargin is left for the runtime, the adapter and writing the answer.
+	budgetMargin = 2 * time.Second
+)
+
+// TimeBudget is the longest one webhook request can take (the replacement of a lost agent).
+func TimeBudget() time.Duration {
+	return ReplacementTimeout + agents.LaunchCleanupTimeout + ReplacementCleanupTimeout + releaseReserve + budgetMargin
+}
+
 // minReplacementDuration is the least a replacement is given to run: the sweeper still ends the
 // session at its own maximum, counted from the first agent's join.
 const minReplacementDuration = time.Minute
@@ -58,6 +78,8 @@ func (h *Handler) agentLeft(ctx context.Context, log *slog.Logger, sess sessions
 		log.Info("agent loss already handled")
 		return ResultIgnored, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, ReplacementTimeout)
+	defer cancel()
 	people, err := h.Rooms.Participants(ctx, sess.RoomName)
 	if errors.Is(err, rooms.ErrRoomNotFound) {
 		log.Info("agent left a room that is gone; its room_finished ends the session")
@@ -131,7 +153,7 @@ func (h *Handler) replaceAgent(ctx context.Context, log *slog.Logger, sess sessi
 		if errors.Is(err, sessions.ErrConflict) {
 			// Closed meanwhile (the student ended it, the room finished): its closer knew only the lost task.
 			log.Info("session closed while its replacement started; stopping the replacement")
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReplacementCleanupTimeout)
 			defer cancel()
 			return ResultApplied, h.Agents.Stop(sctx, task, "session "+sess.SessionID+": closed")
 		}
@@ -158,8 +180,11 @@ func (h *Handler) replacementDuration(sess sessions.Session, at time.Time) time.
 }
 
 // failLostAgent ends the session failed first (so the reason is ours, not the room_finished our delete
-// causes), then deletes the room and stops the session's task and, if given, a replacement's.
+// causes), then deletes the room and stops the session's task and, if given, a replacement's. It runs
+// on its own deadline: the request's may be what just passed.
 func (h *Handler) failLostAgent(ctx context.Context, log *slog.Logger, sess sessions.Session, at time.Time, reason string, code metrics.Reason, replacementTask string) (Result, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReplacementCleanupTimeout)
+	defer cancel()
 	ended, err := h.Sessions.End(ctx, sess.SessionID, sessions.Ending{Status: sessions.StatusFailed, At: at, Reason: reason})
 	switch {
 	case err == nil:
@@ -170,20 +195,25 @@ func (h *Handler) failLostAgent(ctx context.Context, log *slog.Logger, sess sess
 	default:
 		return "", err
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	var errs []error
-	if err := h.Rooms.DeleteRoom(cctx, sess.RoomName); err != nil {
-		errs = append(errs, err)
-	}
-	for _, task := range []string{sess.AgentTaskID, replacementTask} {
-		if task == "" {
-			continue
-		}
-		if err := h.Agents.Stop(cctx, task, "session "+sess.SessionID+": "+reason); err != nil {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	record := func(err error) {
+		if err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
 	}
+	wg.Go(func() { record(h.Rooms.DeleteRoom(ctx, sess.RoomName)) })
+	for _, task := range []string{sess.AgentTaskID, replacementTask} {
+		if task != "" {
+			wg.Go(func() { record(h.Agents.Stop(ctx, task, "session "+sess.SessionID+": "+reason)) })
+		}
+	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		log.Error("cleanup after failing the session failed", "error", err.Error())
 		return ResultApplied, err

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -237,10 +238,11 @@ func TestReplacementLaunchFailure(t *testing.T) {
 // replacement is stopped (the closer knew only the lost task) and the record keeps the closer's end.
 func TestSessionClosedWhileReplacing(t *testing.T) {
 	f := lossFixture(t)
-	f.agent.onLaunch = func() {
+	f.agent.onLaunch = func(context.Context) error {
 		if _, err := f.store.End(t.Context(), sessionID, sessions.Ending{Status: sessions.StatusEnded, At: lostAt, Reason: "ended by student"}); err != nil {
 			t.Error(err)
 		}
+		return nil
 	}
 	f.mustSend(t, lostAgent("EV_lost", "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE), http.StatusOK)
 	if s := f.session(t); s.Status != sessions.StatusEnded || s.EndReason != "ended by student" {
@@ -264,5 +266,32 @@ func TestAgentLossCheckFailureIsRetried(t *testing.T) {
 	f.mustSend(t, lostAgent("EV_lost", "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE), http.StatusOK)
 	if n := len(f.agent.launches()); n != 1 {
 		t.Fatalf("%d launches after the retry, want 1", n)
+	}
+}
+
+// TestReplacementLaunchUsesUpItsDeadline: a launch that hangs until the replacement's deadline still
+// leaves the session failed and cleaned up (the cleanup has its own deadline), within the budget.
+func TestReplacementLaunchUsesUpItsDeadline(t *testing.T) {
+	if TimeBudget() != 15*time.Second {
+		t.Fatalf("TimeBudget %s: the webhook Lambda's timeout must hold it (README)", TimeBudget())
+	}
+	f := lossFixture(t)
+	f.agent.onLaunch = func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("launch without a deadline")
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond+releaseReserve)
+	defer cancel()
+	if _, err := f.h.Handle(ctx, lostAgent("EV_lost", "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE)); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.session(t); s.Status != sessions.StatusFailed || s.EndReason != EndReasonReplacementFailed {
+		t.Fatalf("session %+v", s)
+	}
+	if d := f.rooms.deletes(); len(d) != 1 {
+		t.Errorf("deleted %v", d)
 	}
 }

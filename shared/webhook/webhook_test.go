@@ -92,12 +92,14 @@ type fakeLauncher struct {
 	launched []agents.Session
 	// launchErr fails Launch; onLaunch runs inside it (a test's concurrent change).
 	launchErr error
-	onLaunch  func()
+	onLaunch  func(ctx context.Context) error
 }
 
-func (f *fakeLauncher) Launch(_ context.Context, s agents.Session) (string, error) {
+func (f *fakeLauncher) Launch(ctx context.Context, s agents.Session) (string, error) {
 	if f.onLaunch != nil {
-		f.onLaunch()
+		if err := f.onLaunch(ctx); err != nil {
+			return "", err
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
