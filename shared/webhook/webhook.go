@@ -256,7 +256,8 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 			if sess.AgentJoinedAt.IsZero() { // the session's first agent (the avatar joins later)
 				h.Metrics.AgentJoined(sess, metrics.SourceCold, at)
 			}
-			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
+			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at),
+				"replacement", h.isSessionAgent(p, sess) && sess.Replaced())
 		case h.isStudent(p, sess):
 			if !otherRoom { // a ghost room's join time is no fact about the session
 				if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
