@@ -31,9 +31,12 @@ const (
 // launcher's own cleanup after a failed launch, failing the session and cleaning up, and the reserve
 // for releasing the event claim and answering. The webhook Lambda's timeout must hold TimeBudget.
 const (
-	// ReplacementTimeout bounds everything up to the replacement's recorded task (the API's
-	// service.RequestTimeout bounds the same launcher's create-room launch).
-	ReplacementTimeout = 6 * time.Second
+	// ReplacementTimeout bounds everything up to the replacement's recorded task: the checks, the lost
+	// agent's stop (LostAgentStopTimeout) and the launch (the API gives the same launcher 6 s,
+	// service.RequestTimeout).
+	ReplacementTimeout = 8 * time.Second
+	// LostAgentStopTimeout bounds stopping the lost agent's task before the replacement starts.
+	LostAgentStopTimeout = 2 * time.Second
 	// ReplacementCleanupTimeout bounds failing the session, deleting the room and stopping the tasks;
 	// it runs on its own context, so a launch that used up its deadline is still undone.
 	ReplacementCleanupTimeout = 3 * time.Second
@@ -125,25 +128,22 @@ func (h *Handler) agentLeft(ctx context.Context, log *slog.Logger, sess sessions
 	return h.replaceAgent(ctx, log, replaced, at)
 }
 
-// replaceAgent starts the replacement of the session's lost agent (its record is written) and stops
-// the lost agent's task meanwhile (its process may linger; never two agents for one session).
+// replaceAgent starts the replacement of the session's lost agent (its record is written). The lost
+// agent's task is stopped first: its process may linger, and stopping it (a pool job's dispatch
+// deleted, say) must not reach the replacement that joins with the same identity.
 func (h *Handler) replaceAgent(ctx context.Context, log *slog.Logger, sess sessions.Session, at time.Time) (Result, error) {
 	lost := sess.AgentTaskID
-	var wg sync.WaitGroup
 	if lost != "" {
-		wg.Go(func() {
-			sctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-			defer cancel()
-			if err := h.Agents.Stop(sctx, lost, "session "+sess.SessionID+": agent lost, replaced"); err != nil {
-				log.Error("stopping the lost agent's task failed", "agent_task_id", lost, "error", err.Error())
-			}
-		})
+		sctx, cancel := context.WithTimeout(ctx, LostAgentStopTimeout)
+		if err := h.Agents.Stop(sctx, lost, "session "+sess.SessionID+": agent lost, replaced"); err != nil {
+			log.Error("stopping the lost agent's task failed; starting the replacement anyway", "agent_task_id", lost, "error", err.Error())
+		}
+		cancel()
 	}
 	task, err := h.Agents.Launch(ctx, agents.Session{
 		SessionID: sess.SessionID, RoomName: sess.RoomName, CategoryID: sess.CategoryID,
 		MaxDuration: h.replacementDuration(sess, at), Replacement: true,
 	})
-	wg.Wait()
 	if err != nil {
 		log.Error("starting a replacement agent failed; failing the session", "error", err.Error())
 		return h.failLostAgent(ctx, log, sess, at, EndReasonReplacementFailed, metrics.ReasonAgentReplacementFailed, "")
