@@ -42,6 +42,8 @@ export interface AgentConfig extends RuntimeConfig {
   sessionId: string;
   roomName: string;
   categoryId: string;
+  /** AGENT_REPLACEMENT: this agent replaces the session's agent that was lost mid-session. */
+  replacement: boolean;
 }
 
 /** The worker (warm pool) entry: per-session values come from the dispatch metadata instead. */
@@ -97,6 +99,9 @@ export const VARIABLES = {
   SESSION_ID: { entry: 'direct', required: true },
   ROOM_NAME: { entry: 'direct', required: true },
   CATEGORY_ID: { entry: 'direct', required: true },
+  // Set by the webhook's launch of a replacement for an agent lost mid-session (the worker reads the
+  // dispatch metadata's "replacement" instead).
+  AGENT_REPLACEMENT: { entry: 'direct', default: 'false', pattern: /^(true|false)$/, patternText: 'true or false' },
   LIVEKIT_URL: { required: true, url: ['ws:', 'wss:', 'http:', 'https:'] },
   LIVEKIT_API_KEY: { required: true, secret: true },
   LIVEKIT_API_SECRET: { required: true, secret: true },
@@ -260,6 +265,7 @@ export function loadConfig(env: Env): AgentConfig {
     sessionId: v.SESSION_ID,
     roomName: v.ROOM_NAME,
     categoryId: v.CATEGORY_ID,
+    replacement: v.AGENT_REPLACEMENT === 'true',
     ...runtimeConfig(v),
   };
   if (cfg.sessionId && !SESSION_ID_PATTERN.test(cfg.sessionId)) {

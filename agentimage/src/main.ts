@@ -98,7 +98,7 @@ async function main(): Promise<number> {
   logger.info({ event: 'category_loaded', category_name: category.name }, 'category loaded');
   if (stopRequests.requested) return stopBeforeStart(stopRequests.requested);
 
-  const target = { sessionId: cfg.sessionId, roomName: cfg.roomName };
+  const target = { sessionId: cfg.sessionId, roomName: cfg.roomName, replacement: cfg.replacement };
   const room = new Room();
   return exit(
     await runSession({

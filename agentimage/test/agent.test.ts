@@ -188,6 +188,23 @@ describe('agent start and end conditions', () => {
     assertCleanLogs(agentB, b.sessionId);
   });
 
+  test('a replacement (AGENT_REPLACEMENT=true, the webhook launches it after a lost agent) acknowledges the interruption', async () => {
+    const { sessionId, roomName } = await createRoom();
+    const student = await joinStudent(roomName);
+    const agent = startAgent(agentEnv(sessionId, roomName, CAT_ACADEMIC.category_id, { AGENT_REPLACEMENT: 'true', OPENAI_API_KEY: 'sk-test-replacement-333' }));
+    const joined = await agent.waitForLog((l) => l.event === 'agent_joined', 'agent joined');
+    assert.equal(joined.replacement, true);
+    const greeting = await agent.waitForLog((l) => l.event === 'greeting_requested', 'greeting requested');
+    assert.equal(greeting.replacement, true);
+    const conn = () => realtime.connections.find((c) => c.apiKey === 'sk-test-replacement-333' && c.responseInstructions.length > 0);
+    await waitUntil(() => !!conn(), 'greeting sent to the model');
+    assert.match(conn()!.responseInstructions[0] ?? '', /interrupted/);
+    await lk.rooms.deleteRoom(roomName);
+    assert.equal(await agent.waitForExit(), 0, agent.tail());
+    await student.room.disconnect().catch(() => undefined);
+    assertCleanLogs(agent, sessionId);
+  });
+
   test('room deleted by the backend mid-session: agent exits 0', async () => {
     const { sessionId, roomName } = await createRoom();
     const agent = startAgent(agentEnv(sessionId, roomName, CAT_ACADEMIC.category_id));

@@ -40,6 +40,13 @@ describe('loadConfig', () => {
     assert.equal(cfg.sessionsTable, 'sessions');
     assert.equal(cfg.safetyAlertTopicArn, FULL.SAFETY_ALERT_TOPIC_ARN);
     assert.equal(cfg.safetyGraceSeconds, 900);
+    assert.equal(cfg.replacement, false);
+  });
+
+  test('AGENT_REPLACEMENT: the webhook launches a replacement with true; anything but true/false is refused', () => {
+    assert.equal(loadConfig({ ...FULL, AGENT_REPLACEMENT: 'true' }).replacement, true);
+    assert.equal(loadConfig({ ...FULL, AGENT_REPLACEMENT: 'false' }).replacement, false);
+    assert.throws(() => loadConfig({ ...FULL, AGENT_REPLACEMENT: 'yes' }), /AGENT_REPLACEMENT \(must be true or false\)/);
   });
 
   test('the safety alert topic must be an SNS topic ARN; the safety grace may be 0 (off)', () => {

@@ -69,7 +69,7 @@ func TestLauncherOverTheWire(t *testing.T) {
 	for _, kv := range in.Overrides.ContainerOverrides[0].Environment {
 		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 	}
-	if len(env) != 4 || env["SESSION_ID"] != "s-1" || env["ROOM_NAME"] != "video-s-1" || env["CATEGORY_ID"] != "cat-1" || env["AGENT_MAX_DURATION_SECONDS"] != "3600" {
+	if len(env) != 5 || env["SESSION_ID"] != "s-1" || env["ROOM_NAME"] != "video-s-1" || env["CATEGORY_ID"] != "cat-1" || env["AGENT_MAX_DURATION_SECONDS"] != "3600" || env["AGENT_REPLACEMENT"] != "false" {
 		t.Errorf("environment %v", env)
 	}
 

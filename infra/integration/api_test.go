@@ -106,7 +106,7 @@ func TestCreateRoomEndToEnd(t *testing.T) {
 		for _, kv := range co[0].Environment {
 			got[*kv.Name] = *kv.Value
 		}
-		want := map[string]string{"SESSION_ID": room.SessionID, "ROOM_NAME": room.RoomName, "CATEGORY_ID": cat.ID, "AGENT_MAX_DURATION_SECONDS": "3600"}
+		want := map[string]string{"SESSION_ID": room.SessionID, "ROOM_NAME": room.RoomName, "CATEGORY_ID": cat.ID, "AGENT_MAX_DURATION_SECONDS": "3600", "AGENT_REPLACEMENT": "false"}
 		if len(got) != len(want) {
 			t.Fatalf("overrides carry %v, want only %v", got, want)
 		}

@@ -54,6 +54,9 @@ func (s *swappableHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(fakeAgentEnv) == "1" { // this binary started as an agent process (agentloss_test.go)
+		os.Exit(runFakeAgent())
+	}
 	code, err := run(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration setup failed:", err)

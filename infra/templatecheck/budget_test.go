@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"counselvideo/shared/service"
+	"counselvideo/shared/webhook"
 )
 
 // TestTimeBudget: the real template's API timeout holds the API's worst case, and a timeout one
@@ -17,6 +18,11 @@ func TestTimeBudget(t *testing.T) {
 	props(t, short, "ApiFunction")["Timeout"] = int((service.TimeBudget() - time.Second) / time.Second)
 	if found := CheckTimeBudget(short); len(found) != 1 || !strings.Contains(found[0], "shorter than the API's time budget") {
 		t.Fatalf("a short timeout: %v", found)
+	}
+	shortHook := loadTemplate(t)
+	props(t, shortHook, "WebhookFunction")["Timeout"] = int((webhook.TimeBudget() - time.Second) / time.Second)
+	if found := CheckTimeBudget(shortHook); len(found) != 1 || !strings.Contains(found[0], "shorter than the webhook's time budget") {
+		t.Fatalf("a short webhook timeout: %v", found)
 	}
 	unset := loadTemplate(t)
 	delete(props(t, unset, "ApiFunction"), "Timeout")

@@ -163,7 +163,7 @@ func CheckEnvironment(t *Template) []string {
 		}
 		_, read := loadProblems(fn, nil)
 		for _, name := range sortedKeys(env) {
-			if !read[name] && !awaitingConfig(r.ID, name, read) {
+			if !read[name] {
 				p.add("%s: environment variable %s is set but config.Load(%q) never reads it (a typo or a stale setting)", r.ID, name, fn)
 			}
 			if v := env[name]; name == "AGENT_LAUNCHER" && v != config.LauncherECS {

@@ -610,20 +610,3 @@ func CheckReplacementLaunch(t *Template) []string {
 	}
 	return p
 }
-
-// awaitingConfig reports whether a function's variable is one shared/config does not read yet: the
-// warm pool's API and webhook sides add them on their own branches (pool-api: the pool variables;
-// pool-lost: the webhook's launch settings). Each excuse holds only while config.Load reads none of
-// what it excuses for the function (read: what it read): once the code has them every name is checked
-// as usual and a name the code spells differently fails. Delete it once both sides are merged.
-func awaitingConfig(function, name string, read map[string]bool) bool {
-	if slices.Contains(PoolVariables[name], function) {
-		for v := range read {
-			if strings.HasPrefix(v, "AGENT_POOL_") {
-				return false
-			}
-		}
-		return true
-	}
-	return function == "WebhookFunction" && slices.Contains(LaunchVariables, name) && !read["AGENT_TASK_DEFINITION"]
-}

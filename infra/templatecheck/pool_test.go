@@ -333,25 +333,3 @@ func TestWorkerHealthCheckCommand(t *testing.T) {
 		t.Error("no endpoint listening: the health check passed")
 	}
 }
-
-// TestAwaitingConfigEndsWithTheCode: the pool variables are excused from "config.Load never reads it"
-// only while the code reads no pool variable for that function; then a misspelt one is reported.
-func TestAwaitingConfigEndsWithTheCode(t *testing.T) {
-	before := map[string]bool{"SESSIONS_TABLE": true}
-	after := map[string]bool{"SESSIONS_TABLE": true, "AGENT_POOL_NAME": true}
-	if !awaitingConfig("ApiFunction", "AGENT_POOL_AGENT_NAME", before) {
-		t.Error("excuse missing while the code has no pool variable")
-	}
-	if awaitingConfig("SweeperFunction", "AGENT_POOL_AGENT_NAME", before) || awaitingConfig("ApiFunction", "AGENT_POOL_NAMES", before) {
-		t.Error("excuse for a function or variable the pool does not give")
-	}
-	if awaitingConfig("ApiFunction", "AGENT_POOL_AGENT_NAME", after) {
-		t.Error("excuse still given once the code reads its own pool variables")
-	}
-	if !awaitingConfig("WebhookFunction", "AGENT_SUBNETS", before) || awaitingConfig("SweeperFunction", "AGENT_SUBNETS", before) {
-		t.Error("the webhook's launch settings: excuse missing, or given to the sweeper")
-	}
-	if awaitingConfig("WebhookFunction", "AGENT_SUBNETS", map[string]bool{"AGENT_TASK_DEFINITION": true}) {
-		t.Error("excuse still given once the webhook's config reads its launch settings")
-	}
-}

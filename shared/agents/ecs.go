@@ -32,6 +32,10 @@ func NewECSLauncher(client ECSAPI, cfg config.ECS) *ECSLauncher {
 	return &ECSLauncher{client: client, cfg: cfg}
 }
 
+// ErrLaunchNotConfigured: the launcher was built to stop tasks only (a function without
+// AGENT_TASK_DEFINITION).
+var ErrLaunchNotConfigured = errors.New("ecs launcher: no task definition configured (AGENT_TASK_DEFINITION); it can only stop tasks")
+
 // Deadlines of the ECS calls. The API's time budget (shared/service) counts RunTaskTimeout and
 // LaunchCleanupTimeout; a caller's shorter deadline wins.
 const (
@@ -45,6 +49,9 @@ const (
 // passed, the answer was lost): Launch then finds it by startedBy (the session id) and stops it, so a
 // failed launch leaves no agent behind.
 func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
+	if l.cfg.TaskDefinition == "" {
+		return "", ErrLaunchNotConfigured
+	}
 	env := s.Env()
 	names := make([]string, 0, len(env))
 	for k := range env {
@@ -63,8 +70,10 @@ func (l *ECSLauncher) Launch(ctx context.Context, s Session) (string, error) {
 		Cluster:        aws.String(l.cfg.Cluster),
 		TaskDefinition: aws.String(l.cfg.TaskDefinition),
 		Count:          aws.Int32(1),
-		// The session id makes RunTask idempotent: a retried launch returns the same task.
-		ClientToken: aws.String(s.SessionID),
+		// The launch key makes RunTask idempotent: a retried launch returns the same task, and a
+		// replacement gets a task of its own. startedBy stays the session id, so the cleanup below
+		// (and anyone listing a session's tasks) finds the replacement too.
+		ClientToken: aws.String(s.LaunchKey()),
 		StartedBy:   aws.String(s.SessionID),
 		Tags: []types.Tag{
 			{Key: aws.String("session_id"), Value: aws.String(s.SessionID)},

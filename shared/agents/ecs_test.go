@@ -117,7 +117,7 @@ func TestECSLaunchRunTaskInput(t *testing.T) {
 		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 		names = append(names, aws.ToString(kv.Name))
 	}
-	want := map[string]string{"SESSION_ID": sess.SessionID, "ROOM_NAME": sess.RoomName, "CATEGORY_ID": "cat-1", "AGENT_MAX_DURATION_SECONDS": "1500"}
+	want := map[string]string{"SESSION_ID": sess.SessionID, "ROOM_NAME": sess.RoomName, "CATEGORY_ID": "cat-1", "AGENT_MAX_DURATION_SECONDS": "1500", "AGENT_REPLACEMENT": "false"}
 	if len(co.Environment) != len(want) || !maps.Equal(env, want) {
 		t.Errorf("environment %v, want exactly %v", env, want)
 	}
@@ -136,6 +136,51 @@ func TestECSLaunchRunTaskInput(t *testing.T) {
 	}
 	if aws.ToString(f.runs[1].ClientToken) != sess.SessionID {
 		t.Errorf("retry token %q", aws.ToString(f.runs[1].ClientToken))
+	}
+}
+
+// TestECSLaunchReplacement: a replacement is not deduplicated into the lost agent's task (its own
+// client token), stays findable by the session id (startedBy), and is told it is one.
+func TestECSLaunchReplacement(t *testing.T) {
+	f := &fakeECS{}
+	l := NewECSLauncher(f, ecsCfg)
+	first, err := l.Launch(context.Background(), sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl := sess
+	repl.Replacement = true
+	second, err := l.Launch(context.Background(), repl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatalf("the replacement got the lost agent's task %q", second)
+	}
+	in := f.runs[1]
+	if tok := aws.ToString(in.ClientToken); tok == sess.SessionID || len(tok) > 64 {
+		t.Errorf("replacement client token %q", tok)
+	}
+	if aws.ToString(in.StartedBy) != sess.SessionID {
+		t.Errorf("replacement started by %q, want the session id", aws.ToString(in.StartedBy))
+	}
+	var replacement string
+	for _, kv := range in.Overrides.ContainerOverrides[0].Environment {
+		if aws.ToString(kv.Name) == "AGENT_REPLACEMENT" {
+			replacement = aws.ToString(kv.Value)
+		}
+	}
+	if replacement != "true" {
+		t.Errorf("AGENT_REPLACEMENT %q", replacement)
+	}
+
+	// A failed replacement launch cleans up by the session id.
+	f.runErr = errors.New("boom")
+	if _, err := l.Launch(context.Background(), repl); err == nil {
+		t.Fatal("no error")
+	}
+	if n := len(f.lists); n != 1 || aws.ToString(f.lists[0].StartedBy) != sess.SessionID {
+		t.Errorf("cleanup listed %d times, started by %v", n, f.lists)
 	}
 }
 
@@ -253,5 +298,19 @@ func TestECSLaunchTimeoutStopsStartedTask(t *testing.T) {
 	capacity := &fakeECS{runOut: &ecs.RunTaskOutput{Failures: []types.Failure{{Reason: aws.String("RESOURCE:CPU")}}}}
 	if _, err := NewECSLauncher(capacity, ecsCfg).Launch(context.Background(), sess); err == nil || len(capacity.lists) != 0 {
 		t.Errorf("a reported failure: err %v, %d ListTasks calls", err, len(capacity.lists))
+	}
+}
+
+// TestECSLaunchNotConfigured: a launcher built without a task definition (a function that only stops
+// tasks) refuses to launch without calling ECS.
+func TestECSLaunchNotConfigured(t *testing.T) {
+	f := &fakeECS{}
+	cfg := ecsCfg
+	cfg.TaskDefinition = ""
+	if _, err := NewECSLauncher(f, cfg).Launch(context.Background(), sess); !errors.Is(err, ErrLaunchNotConfigured) {
+		t.Fatalf("launch: %v", err)
+	}
+	if len(f.runs)+len(f.lists) != 0 {
+		t.Errorf("ECS called: %d runs %d lists", len(f.runs), len(f.lists))
 	}
 }

@@ -42,7 +42,7 @@ func (l *ProcessLauncher) Launch(ctx context.Context, s Session) (string, error)
 	if len(l.command) == 0 {
 		return "", errors.New("process launcher: no command")
 	}
-	taskID := "process:" + s.SessionID
+	taskID := "process:" + s.LaunchKey()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, running := l.procs[taskID]; running {
@@ -89,6 +89,19 @@ func (l *ProcessLauncher) Stop(ctx context.Context, taskID, reason string) error
 		return ctx.Err()
 	}
 	return nil
+}
+
+// Kill sends SIGKILL to the task's process group at once, as a crash or an out-of-memory kill ends an
+// agent: no cleanup, no leave message to LiveKit (tests of a lost agent).
+func (l *ProcessLauncher) Kill(taskID string) error {
+	l.mu.Lock()
+	cmd, ok := l.procs[taskID]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("kill %s: no such agent process", taskID)
+	}
+	l.log.Info("killing agent process", "task_id", taskID, "pid", cmd.Process.Pid)
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Running reports whether the task's process is still alive.

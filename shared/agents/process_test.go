@@ -176,3 +176,33 @@ func TestProcessLauncherErrors(t *testing.T) {
 		t.Errorf("Wait on an unknown task: %v", err)
 	}
 }
+
+// TestProcessLauncherReplacement: a replacement is a process of its own while the first still runs
+// (the lost agent may linger), told it is one, and stopped by its own task id.
+func TestProcessLauncherReplacement(t *testing.T) {
+	out := &syncBuffer{}
+	l := NewProcessLauncher([]string{"/bin/sh", "-c", `echo "started $SESSION_ID replacement=$AGENT_REPLACEMENT"; sleep 30`}, nil, out, quiet())
+	t.Cleanup(func() { l.StopAll(context.Background()) })
+	first, err := l.Launch(context.Background(), sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl := sess
+	repl.Replacement = true
+	second, err := l.Launch(context.Background(), repl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatalf("replacement reused task %q", first)
+	}
+	waitFor(t, "both agents", func() bool {
+		return strings.Contains(out.String(), "replacement=false") && strings.Contains(out.String(), "replacement=true")
+	})
+	if err := l.Stop(context.Background(), second, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if l.Running(second) || !l.Running(first) {
+		t.Errorf("running after stopping the replacement: first %v second %v", l.Running(first), l.Running(second))
+	}
+}

@@ -15,6 +15,9 @@ import (
 	"counselvideo/shared/webhook"
 )
 
+// lifecycleDeps builds the webhook's and the sweeper's launcher. Both stop agents; only the webhook
+// starts one (a lost agent's replacement), through the pool when cfg names one (only the webhook's
+// configuration reads it), else cold.
 func lifecycleDeps(cfg config.Config, awsCfg aws.Config, deps Deps) (agents.Launcher, *slog.Logger, error) {
 	launcher := deps.Launcher
 	if launcher == nil {
@@ -29,12 +32,14 @@ func lifecycleDeps(cfg config.Config, awsCfg aws.Config, deps Deps) (agents.Laun
 	}
 	// The API's warm pool records "pool:" task ids: stopping one deletes its dispatch, never StopTask.
 	lk := cfg.LiveKit
-	launcher = agents.NewPool(rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, "", 0, log)
+	launcher = agents.NewPool(rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, cfg.Agent.PoolAgentName, cfg.Agent.PoolJoinTimeout, log)
 	return launcher, log, nil
 }
 
 // NewWebhookHandler builds the handler of POST /livekit/webhook (config.Webhook). requestID extracts
-// the platform's request id (nil: a random id per request).
+// the platform's request id (nil: a random id per request). Its launcher stops closed sessions' agents
+// and starts the replacement of one lost mid-session: the API's (deps.Launcher, or the one Launcher
+// builds from the same variables).
 func NewWebhookHandler(cfg config.Config, awsCfg aws.Config, deps Deps, requestID func(*http.Request) string) (*webhook.Handler, error) {
 	launcher, log, err := lifecycleDeps(cfg, awsCfg, deps)
 	if err != nil {
@@ -46,6 +51,7 @@ func NewWebhookHandler(cfg config.Config, awsCfg aws.Config, deps Deps, requestI
 		rooms.NewClient(lk.URL, lk.APIKey, lk.APISecret), launcher, log)
 	h.RequestIDFrom = requestID
 	h.Metrics = deps.Metrics
+	h.MaxDuration = cfg.SessionMaxDuration
 	return h, nil
 }
 

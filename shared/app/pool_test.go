@@ -45,3 +45,17 @@ func TestNewServiceWiresThePoolOnlyWhenNamed(t *testing.T) {
 		t.Fatalf("pool wait %v", svc.PoolWait)
 	}
 }
+
+// TestWebhookReplacesThroughThePool: the webhook's launcher (a lost agent's replacement) is the pool
+// around the cold launcher when the pool is named, the cold launcher's path otherwise.
+func TestWebhookReplacesThroughThePool(t *testing.T) {
+	for name, want := range map[string]string{"counselor": agents.SourcePool, "": agents.SourceCold} {
+		launcher, _, err := lifecycleDeps(poolConfig(name), aws.Config{Region: "us-east-1"}, Deps{Launcher: nopLauncher{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := agents.FirstSource(launcher); got != want {
+			t.Errorf("pool %q: the replacement's first source is %q, want %q", name, got, want)
+		}
+	}
+}

@@ -188,7 +188,17 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 			}
 		}
 	case Webhook, Sweeper:
-		if c.Agent.Launcher == LauncherECS {
+		if fn == Webhook { // a lost agent's replacement is dispatched to the pool first, as create-room does
+			c.Agent.PoolAgentName, c.Agent.PoolJoinTimeout = r.pool()
+		}
+		switch {
+		case c.Agent.Launcher != LauncherECS:
+		case fn == Webhook && strings.TrimSpace(getenv("AGENT_TASK_DEFINITION")) != "":
+			// The webhook launches the replacement of an agent lost mid-session: with the task
+			// definition set, the rest of the API's launch settings are required too. Without it, it
+			// can only stop tasks, and a lost agent fails its session.
+			c.Agent.ECS = r.ecs()
+		default:
 			c.Agent.ECS.Cluster = r.required("ECS_CLUSTER")
 		}
 		c.AgentJoinTimeout = r.seconds("AGENT_JOIN_TIMEOUT_SECONDS", DefaultAgentJoinTimeout)

@@ -125,6 +125,26 @@ func TestLoadWebhookAndSweeperValid(t *testing.T) {
 	}
 }
 
+// TestLoadWebhookLaunchSettings: the webhook launches replacements when the task definition is set;
+// then every launch setting is required, named together; without it the cluster is enough.
+func TestLoadWebhookLaunchSettings(t *testing.T) {
+	if c := mustLoad(t, Webhook, baseEnv()); c.Agent.ECS.TaskDefinition != "" {
+		t.Errorf("task definition without the variable: %+v", c.Agent.ECS)
+	}
+	mustFail(t, Webhook, with(baseEnv(), "AGENT_TASK_DEFINITION", "agent:3"),
+		"AGENT_CONTAINER_NAME", "AGENT_SUBNETS", "AGENT_SECURITY_GROUPS")
+	launch := with(apiEnv(), "LIVEKIT_PUBLIC_URL", "", "CATEGORIES_TABLE", "", "COGNITO_ISSUER", "", "COGNITO_CLIENT_IDS", "")
+	c := mustLoad(t, Webhook, with(launch, "AGENT_CAPACITY_PROVIDER", "FARGATE_SPOT"))
+	if e := c.Agent.ECS; e.TaskDefinition != "agent:3" || e.ContainerName != "agent" || !slices.Equal(e.Subnets, []string{"subnet-1", "subnet-2"}) ||
+		!slices.Equal(e.SecurityGroups, []string{"sg-1"}) || e.CapacityProvider != "FARGATE_SPOT" || e.Cluster != "agents" {
+		t.Errorf("webhook launch settings: %+v", e)
+	}
+	// The sweeper never launches.
+	if c := mustLoad(t, Sweeper, with(baseEnv(), "AGENT_TASK_DEFINITION", "agent:3")); c.Agent.ECS.TaskDefinition != "" {
+		t.Errorf("sweeper read the task definition: %+v", c.Agent.ECS)
+	}
+}
+
 func TestLoadEmptyEnvNamesEveryVariable(t *testing.T) {
 	common := []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "SESSIONS_TABLE", "AGENT_LAUNCHER"}
 	for fn, extra := range map[Function][]string{
@@ -443,4 +463,13 @@ func TestLoadPool(t *testing.T) {
 	}
 	// Both bad at once: one error names both.
 	mustFail(t, API, with(with(apiEnv(), "AGENT_POOL_AGENT_NAME", "a b"), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", "9"), "AGENT_POOL_AGENT_NAME", "AGENT_POOL_JOIN_TIMEOUT_SECONDS")
+	// The webhook dispatches a lost agent's replacement to the same pool; the sweeper never launches.
+	pooled := with(with(baseEnv(), "AGENT_POOL_AGENT_NAME", "counselor"), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", "2")
+	if c := mustLoad(t, Webhook, pooled); c.Agent.PoolAgentName != "counselor" || c.Agent.PoolJoinTimeout != 2*time.Second {
+		t.Errorf("webhook pool: %q %v", c.Agent.PoolAgentName, c.Agent.PoolJoinTimeout)
+	}
+	mustFail(t, Webhook, with(baseEnv(), "AGENT_POOL_JOIN_TIMEOUT_SECONDS", "9"), "AGENT_POOL_JOIN_TIMEOUT_SECONDS")
+	if c := mustLoad(t, Sweeper, pooled); c.Agent.PoolAgentName != "" {
+		t.Errorf("sweeper read the pool: %q", c.Agent.PoolAgentName)
+	}
 }

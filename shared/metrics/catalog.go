@@ -76,6 +76,8 @@ var (
 		"from the session's creation to its agent joining the room (LiveKit's join time); its SampleCount is the sessions whose agent joined"}
 	TimeToStudent = Definition{"TimeToStudent", Milliseconds, stackOnly,
 		"from the session's creation to the student first joining the room; its SampleCount is the sessions the student joined"}
+	AgentsReplaced = Definition{"AgentsReplaced", Count, stackOnly,
+		"the webhook started a replacement for a session's agent lost mid-session (its worker or task died); a second loss fails the session (SessionsFailed, Reason agent_lost)"}
 	WebhookEvents = Definition{"WebhookEvents", Count, [][]string{{DimStack, DimResult}},
 		"a LiveKit webhook request and what became of it (Result)"}
 	SweepRuns = Definition{"SweepRuns", Count, stackOnly,
@@ -96,7 +98,7 @@ var (
 func Catalog() []Definition {
 	return []Definition{
 		SessionsCreated, SessionsResumed, SessionsFailed, SessionsEnded, SessionDuration,
-		CreateRoomLatency, TimeToAgent, TimeToStudent, WebhookEvents,
+		CreateRoomLatency, TimeToAgent, TimeToStudent, AgentsReplaced, WebhookEvents,
 		SweepRuns, SweepDuration, SweepExamined, SweepClosed, SweepErrors, SessionsStuckOpen,
 	}
 }
@@ -116,6 +118,10 @@ const (
 	ReasonAgentLaunchFailed   Reason = "agent_launch_failed"   // create-room: the launcher failed
 	ReasonSessionUpdateFailed Reason = "session_update_failed" // create-room: recording the started session failed
 	ReasonAgentJoinTimeout    Reason = "agent_join_timeout"    // sweeper: no agent within AGENT_JOIN_TIMEOUT_SECONDS
+	// The session's agent was lost mid-session (webhook; sweeper for the replacement's timeout).
+	ReasonAgentLost              Reason = "agent_lost"               // its replacement was lost too
+	ReasonAgentReplacementFailed Reason = "agent_replacement_failed" // starting the replacement failed
+	ReasonReplacementJoinTimeout Reason = "replacement_join_timeout" // sweeper: the replacement never joined
 	// ReasonOther replaces a code not listed in Reasons.
 	ReasonOther Reason = "other"
 )
@@ -124,6 +130,7 @@ const (
 var Reasons = []Reason{
 	ReasonEndedByStudent, ReasonRoomFinished, ReasonRoomGoneOnResume, ReasonRoomGone, ReasonMaxDuration,
 	ReasonRoomCreationFailed, ReasonAgentLaunchFailed, ReasonSessionUpdateFailed, ReasonAgentJoinTimeout,
+	ReasonAgentLost, ReasonAgentReplacementFailed, ReasonReplacementJoinTimeout,
 	ReasonOther,
 }
 

@@ -67,6 +67,11 @@ func (r *Recorder) StudentJoined(s sessions.Session, at time.Time) {
 	r.emit(nil, session(s.SessionID), sample{TimeToStudent, ms(at.Sub(s.CreatedAt))})
 }
 
+// AgentReplaced: the webhook started a replacement for the session's lost agent (once per session).
+func (r *Recorder) AgentReplaced(sessionID string) {
+	r.emit(nil, session(sessionID), sample{AgentsReplaced, 1})
+}
+
 // WebhookHandled: the webhook answered a request with result.
 func (r *Recorder) WebhookHandled(result WebhookResult) {
 	res := bounded(DimResult, string(result), string(WebhookOther))

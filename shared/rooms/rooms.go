@@ -124,6 +124,10 @@ func (c *Client) Participants(ctx context.Context, name string) ([]Participant, 
 	return out, nil
 }
 
+// AgentIdentity is the identity the session's agent joins with (both the cold and the pool path);
+// the avatar joins as another agent-kind participant.
+func AgentIdentity(sessionID string) string { return "agent-" + sessionID }
+
 // IsAgent tells the counselor agent and its avatar apart from the student.
 func IsAgent(p *livekit.ParticipantInfo) bool {
 	return p.GetKind() == livekit.ParticipantInfo_AGENT

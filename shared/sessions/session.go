@@ -78,6 +78,11 @@ type Session struct {
 	AgentSource string `dynamodbav:"agent_source,omitempty" json:"agent_source,omitempty"`
 	// TimeToAgentMS is agent_joined_at - created_at in milliseconds, written with the earliest agent join.
 	TimeToAgentMS int64 `dynamodbav:"time_to_agent_ms,omitempty" json:"time_to_agent_ms,omitempty"`
+	// AgentReplacedAt is when the webhook started a replacement for the session's agent, lost
+	// mid-session; AgentLostSID is the LiveKit participant sid of the agent it replaced. A session
+	// gets one replacement (replacement.go).
+	AgentReplacedAt time.Time `dynamodbav:"agent_replaced_at,omitempty" json:"-"`
+	AgentLostSID    string    `dynamodbav:"agent_lost_sid,omitempty" json:"-"`
 	// MaxDurationSeconds is this session's own maximum: the configured one, cut to the minutes the
 	// student had left that day. The agent ends the session at it; the sweeper a little later.
 	MaxDurationSeconds int64 `dynamodbav:"max_duration_seconds,omitempty" json:"max_duration_seconds,omitempty"`
@@ -165,6 +170,14 @@ type Store interface {
 	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
 	// RecordAgentJoin keeps the earliest agent (or avatar) join time.
 	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
+	// MarkAgentReplaced records, once per session, that its agent was lost and a replacement is
+	// being started (agent_replaced_at, agent_lost_sid), on an open session that has no replacement
+	// yet, and returns the session as it now is. ErrConflict, with the session as it is, when the
+	// session is closed or already had its replacement: only one caller starts a replacement.
+	MarkAgentReplaced(ctx context.Context, sessionID string, loss AgentLoss) (Session, error)
+	// RecordAgentTask records the task of the session's replacement agent on an open session;
+	// ErrConflict when the session was closed meanwhile (the caller stops the task).
+	RecordAgentTask(ctx context.Context, sessionID, taskID string) error
 	// End moves an open session to a terminal status, releases the student's lock and, in the same
 	// write as the status, what the session holds under the limits (its open-session slot, its usage
 	// entry), and returns the session as it now is. ErrConflict if it was already terminal.

@@ -145,6 +145,12 @@ func ReasonAgentTimeout(d time.Duration) string {
 	return fmt.Sprintf("agent did not join within %s (closed by sweeper)", d)
 }
 
+// ReasonReplacementTimeout: the replacement the webhook started for an agent lost mid-session is not
+// in the room AgentJoinTimeout after the loss.
+func ReasonReplacementTimeout(d time.Duration) string {
+	return fmt.Sprintf("agent lost; its replacement was not in the room within %s (closed by sweeper)", d)
+}
+
 func (s *Sweeper) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -327,12 +333,17 @@ func (s *Sweeper) sweep(ctx context.Context, sess sessions.Session, now time.Tim
 	if err != nil {
 		return nil, err
 	}
-	agentIn := false
+	agentIn, sessionAgentIn := false, false
 	for _, p := range people {
 		agentIn = agentIn || p.IsAgent
+		sessionAgentIn = sessionAgentIn || (p.IsAgent && p.Identity == rooms.AgentIdentity(sess.SessionID))
 	}
 	if s.AgentJoinTimeout > 0 && age >= s.AgentJoinTimeout && sess.AgentJoinedAt.IsZero() && !agentIn {
 		return s.close(ctx, sess, sessions.StatusFailed, ReasonAgentTimeout(s.AgentJoinTimeout), metrics.ReasonAgentJoinTimeout, now)
+	}
+	// The avatar of the lost agent may still be in the room: only the agent's own identity counts.
+	if s.AgentJoinTimeout > 0 && sess.Replaced() && now.Sub(sess.AgentReplacedAt) >= s.AgentJoinTimeout && !sessionAgentIn {
+		return s.close(ctx, sess, sessions.StatusFailed, ReasonReplacementTimeout(s.AgentJoinTimeout), metrics.ReasonReplacementJoinTimeout, now)
 	}
 	return nil, nil
 }

@@ -56,24 +56,33 @@ type Store interface {
 	RecordStudentJoin(ctx context.Context, sessionID string, at time.Time) error
 	RecordAgentJoin(ctx context.Context, sessionID string, at time.Time) error
 	End(ctx context.Context, sessionID string, e sessions.Ending) (sessions.Session, error)
+	MarkAgentReplaced(ctx context.Context, sessionID string, loss sessions.AgentLoss) (sessions.Session, error)
+	RecordAgentTask(ctx context.Context, sessionID, taskID string) error
 	ClaimEvent(ctx context.Context, eventID string, ttl time.Duration) error
 	ReleaseEvent(ctx context.Context, eventID string) error
 }
 
-// RoomDeleter deletes a LiveKit room (rooms.Client); deleting a missing room is not an error.
-type RoomDeleter interface {
+// Rooms is the part of the LiveKit room API the handler uses (rooms.Client): deleting a room
+// (a missing room is not an error) and, when the agent is lost, who is still in it.
+type Rooms interface {
 	DeleteRoom(ctx context.Context, name string) error
+	Participants(ctx context.Context, name string) ([]rooms.Participant, error)
 }
 
 // Handler is the http.Handler of POST /livekit/webhook.
 type Handler struct {
 	Keys     auth.KeyProvider
 	Sessions Store
-	Rooms    RoomDeleter
-	Agents   agents.Launcher
-	Log      *slog.Logger
+	Rooms    Rooms
+	// Agents stops a closed session's agent and starts the replacement of one lost mid-session (in
+	// production the API's launcher: the pool first, then a cold task).
+	Agents agents.Launcher
+	Log    *slog.Logger
 	// Metrics records what became of each request and the sessions' joins and ends (nil: none).
 	Metrics *metrics.Recorder
+	// MaxDuration is the configured session maximum, for sessions recorded without their own (a
+	// replacement agent gets what is left of it).
+	MaxDuration time.Duration
 	// DedupeTTL is how long an event id is remembered (DefaultDedupeTTL when zero).
 	DedupeTTL time.Duration
 	// Now is the clock used when an event carries no time (time.Now when nil).
@@ -83,7 +92,7 @@ type Handler struct {
 }
 
 // New builds a handler that verifies signatures with the API key and secret LiveKit signs with.
-func New(apiKey, apiSecret string, store Store, rooms RoomDeleter, launcher agents.Launcher, log *slog.Logger) *Handler {
+func New(apiKey, apiSecret string, store Store, rooms Rooms, launcher agents.Launcher, log *slog.Logger) *Handler {
 	return &Handler{
 		Keys: auth.NewSimpleKeyProvider(apiKey, apiSecret), Sessions: store, Rooms: rooms, Agents: launcher, Log: log,
 	}
@@ -247,7 +256,8 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 			if sess.AgentJoinedAt.IsZero() { // the session's first agent (the avatar joins later)
 				h.Metrics.AgentJoined(sess, metrics.SourceOf(sess.AgentSource), at)
 			}
-			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at))
+			log.Info("agent joined", "identity", p.GetIdentity(), "joined_at", at, "time_to_agent_ms", msSince(sess.CreatedAt, at),
+				"replacement", h.isSessionAgent(p, sess) && sess.Replaced())
 		case h.isStudent(p, sess):
 			if !otherRoom { // a ghost room's join time is no fact about the session
 				if err := h.Sessions.RecordStudentJoin(ctx, sessionID, at); err != nil {
@@ -278,6 +288,8 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 		p := ev.GetParticipant()
 		log = log.With("identity", p.GetIdentity(), "participant_sid", p.GetSid(), "disconnect_reason", p.GetDisconnectReason().String(), "how", ev.GetEvent())
 		switch {
+		case h.isSessionAgent(p, sess):
+			return h.agentLeft(ctx, log, sess, p, eventTime(ev, h.now))
 		case !h.isStudent(p, sess):
 			log.Info("participant left", "agent", rooms.IsAgent(p))
 		case !sess.Status.Open():
@@ -321,6 +333,11 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 // isStudent tells the session's student from the agent, the avatar and anyone else.
 func (h *Handler) isStudent(p *livekit.ParticipantInfo, sess sessions.Session) bool {
 	return p != nil && !rooms.IsAgent(p) && p.GetIdentity() == sess.UserID
+}
+
+// isSessionAgent tells the session's agent (not the avatar, which is an agent-kind participant too).
+func (h *Handler) isSessionAgent(p *livekit.ParticipantInfo, sess sessions.Session) bool {
+	return p != nil && rooms.IsAgent(p) && p.GetIdentity() == rooms.AgentIdentity(sess.SessionID)
 }
 
 // deleteStrayRoom deletes a room the student sits in although the session owns no room there: the

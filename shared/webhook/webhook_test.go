@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"counselvideo/shared/agents"
+	"counselvideo/shared/rooms"
 	"counselvideo/shared/sessions"
 	"counselvideo/shared/webhook/webhooktest"
 )
@@ -41,6 +42,37 @@ type fakeRooms struct {
 	mu      sync.Mutex
 	deleted []string
 	fail    error
+	// people is who Participants finds in a room; gone makes it ErrRoomNotFound, listErr an error.
+	people  map[string][]rooms.Participant
+	gone    bool
+	listErr error
+}
+
+func (f *fakeRooms) Participants(_ context.Context, name string) ([]rooms.Participant, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.listErr != nil:
+		return nil, f.listErr
+	case f.gone:
+		return nil, rooms.ErrRoomNotFound
+	}
+	return f.people[name], nil
+}
+
+func (f *fakeRooms) setPeople(name string, people ...rooms.Participant) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.people == nil {
+		f.people = map[string][]rooms.Participant{}
+	}
+	f.people[name] = people
+}
+
+func (f *fakeRooms) deletes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.deleted...)
 }
 
 func (f *fakeRooms) DeleteRoom(_ context.Context, name string) error {
@@ -54,12 +86,36 @@ func (f *fakeRooms) DeleteRoom(_ context.Context, name string) error {
 }
 
 type fakeLauncher struct {
-	mu      sync.Mutex
-	stopped []string // "task|reason"
-	fail    error
+	mu       sync.Mutex
+	stopped  []string // "task|reason"
+	fail     error
+	launched []agents.Session
+	// launchErr fails Launch; onLaunch runs inside it (a test's concurrent change).
+	launchErr error
+	onLaunch  func(ctx context.Context) error
 }
 
-func (f *fakeLauncher) Launch(context.Context, agents.Session) (string, error) { return "", nil }
+func (f *fakeLauncher) Launch(ctx context.Context, s agents.Session) (string, error) {
+	if f.onLaunch != nil {
+		if err := f.onLaunch(ctx); err != nil {
+			return "", err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.launched = append(f.launched, s)
+	if f.launchErr != nil {
+		return "", f.launchErr
+	}
+	return fmt.Sprintf("task-replacement-%d", len(f.launched)), nil
+}
+
+func (f *fakeLauncher) launches() []agents.Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]agents.Session(nil), f.launched...)
+}
+
 func (f *fakeLauncher) Stop(_ context.Context, task, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
