@@ -18,8 +18,14 @@ import (
 // BuildBootstrap builds ./functions/<name> as Lambda runs it (lambda.norpc, static, stripped) for
 // arch ("" = this machine) into dir/bootstrap.
 func BuildBootstrap(paths Paths, name, arch, dir string) (string, error) {
+	return BuildLambda(paths, "./functions/"+name, arch, dir)
+}
+
+// BuildLambda builds the Go package pkg (a path relative to the repository root) as BuildBootstrap does.
+func BuildLambda(paths Paths, pkg, arch, dir string) (string, error) {
+	name := filepath.Base(pkg)
 	out := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, "./functions/"+name)
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Dir = paths.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if arch != "" {

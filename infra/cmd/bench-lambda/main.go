@@ -88,6 +88,11 @@ func run(out string, colds, warm int, baseline, limits string) error {
 	if err != nil {
 		return err
 	}
+	// The emulator floor: a function that does nothing, under the same emulator, interleaved too.
+	floorBin, err := localstack.BuildLambda(stack.Paths, "./infra/cmd/bench-lambda/floor", "", filepath.Join(dir, "floor"))
+	if err != nil {
+		return err
+	}
 	zipped, raw, err := zipSize(armBin)
 	if err != nil {
 		return err
@@ -129,6 +134,7 @@ func run(out string, colds, warm int, baseline, limits string) error {
 	if limits != "" {
 		variants = append(variants, variant{hostBin, append(slices.Clone(env), strings.Split(limits, ",")...)})
 	}
+	variants = append(variants, variant{floorBin, env}) // always last
 
 	// Students are made up front so sign-up time stays out of the measurements.
 	tokens := make([]string, colds+len(variants)*(warm+1))
@@ -193,6 +199,8 @@ func run(out string, colds, warm int, baseline, limits string) error {
 	}
 	// Rows below the warm row, and the notes after the table.
 	var rows, notes string
+	floor := warms[len(warms)-1]
+	warms = warms[:len(warms)-1]
 	if baseBin != "" {
 		b, c := warms[1], warms[0]
 		rows += fmt.Sprintf("| warm create-room, baseline `%s`, interleaved with the row above (ms) | %d | %.1f | %.1f | %.1f |\n", baseline, len(b), pct(b, 50), pct(b, 95), pct(b, 100))
@@ -208,6 +216,16 @@ func run(out string, colds, warm int, baseline, limits string) error {
 			"(in parallel with LiveKit's CreateRoom) and writes the usage item and the open-session counter in it:\n"+
 			"p50 %.1f ms against %.1f ms without (%.0f%%).\n", pct(g, 50), pct(c, 50), 100*pct(g, 50)/pct(c, 50))
 	}
+
+	rows += fmt.Sprintf("| emulator floor: a function that answers 200 and calls nothing, interleaved (ms) | %d | %.1f | %.1f | %.1f |\n",
+		len(floor), pct(floor, 50), pct(floor, 95), pct(floor, 100))
+	notes += fmt.Sprintf("\nThe emulator floor (`infra/cmd/bench-lambda/floor`, same runtime library, same event) is in every row above:\n"+
+		"p50 %.1f ms of this tree's %.1f ms. Above the floor, this tree's create-room takes %.1f ms p50", pct(floor, 50), pct(warms[0], 50), pct(warms[0], 50)-pct(floor, 50))
+	if baseBin != "" {
+		b := warms[1]
+		notes += fmt.Sprintf(", the baseline's %.1f ms (%.0f%%)", pct(b, 50)-pct(floor, 50), 100*(pct(warms[0], 50)-pct(floor, 50))/(pct(b, 50)-pct(floor, 50)))
+	}
+	notes += ".\n(Differences of p50s, an estimate: the distributions are not subtracted sample by sample.)\n"
 
 	calls, err := roundTrips(ctx, stack, ecs.URL, cat, warm)
 	if err != nil {
