@@ -162,6 +162,36 @@ func TestWarmPool(t *testing.T) {
 		}
 	})
 
+	t.Run("pool empty, AWS launcher: deleted dispatch, then RunTask on the ECS double", func(t *testing.T) {
+		// The API as deployed: no cold launcher supplied, so the ECS launcher behind the pool.
+		api := startAPIWith(t, map[string]string{"AGENT_POOL_AGENT_NAME": poolName + "-nobody", "AGENT_POOL_JOIN_TIMEOUT_SECONDS": "1"}, app.Deps{})
+		st := newStudent(t)
+		r, room := createRoom(t, api, st.tokens.ID, cat.ID)
+		if r.status != http.StatusOK {
+			t.Fatalf("create-room %d: %s", r.status, r.body)
+		}
+		if n := runTasksFor(room.SessionID); n != 1 {
+			t.Fatalf("%d RunTask calls for the session, want 1 (the fallback)", n)
+		}
+		list, err := dispatches.ListDispatch(ctx, &livekit.ListAgentDispatchRequest{Room: room.RoomName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range list.GetAgentDispatches() {
+			if d.GetAgentName() != "" {
+				t.Fatalf("dispatch left in the room: %v (must be deleted before RunTask)", d)
+			}
+		}
+		s := getSession(t, room.SessionID)
+		if s.AgentSource != agents.SourceCold || !strings.HasPrefix(s.AgentTaskID, "arn:aws:ecs:") {
+			t.Fatalf("source %q task %q, want cold and the RunTask's task ARN", s.AgentSource, s.AgentTaskID)
+		}
+		endSession(t, api, st, room.SessionID)
+		if running := env.ecs.Running(room.SessionID); len(running) != 0 {
+			t.Fatalf("task still running after the end: %v", running)
+		}
+	})
+
 	t.Run("pool hit: a worker serves, no cold launch", func(t *testing.T) {
 		waitIdle(t)
 		api := poolAPI(t, poolName)
