@@ -128,6 +128,38 @@ func (h *Handler) agentLeft(ctx context.Context, log *slog.Logger, sess sessions
 	return h.replaceAgent(ctx, log, replaced, at)
 }
 
+// studentReturned handles the student coming back (a reload, a network switch) to a session whose
+// agent had joined: an agent that died while the student was away was not replaced then (nobody was
+// waiting), so if no agent is in the room now, its replacement starts here, once, as for a loss seen
+// with the student in the room. The lost agent's participant sid is not known here ("unknown").
+func (h *Handler) studentReturned(ctx context.Context, log *slog.Logger, sess sessions.Session, at time.Time) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, ReplacementTimeout)
+	defer cancel()
+	people, err := h.Rooms.Participants(ctx, sess.RoomName)
+	if errors.Is(err, rooms.ErrRoomNotFound) {
+		log.Info("student joined a room that is gone; its room_finished ends the session")
+		return ResultApplied, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, q := range people {
+		if q.IsAgent && q.Identity == rooms.AgentIdentity(sess.SessionID) {
+			return ResultApplied, nil // the agent is there: an ordinary return
+		}
+	}
+	log.Warn("student returned to a room without its agent (lost while they were away); starting a replacement")
+	replaced, err := h.Sessions.MarkAgentReplaced(ctx, sess.SessionID, sessions.AgentLoss{ParticipantSID: "unknown", At: at})
+	if errors.Is(err, sessions.ErrConflict) {
+		log.Info("session closed or its agent replaced meanwhile", "status", replaced.Status)
+		return ResultIgnored, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return h.replaceAgent(ctx, log, replaced, at)
+}
+
 // replaceAgent starts the replacement of the session's lost agent (its record is written). The lost
 // agent's task is stopped first: its process may linger, and stopping it (a pool job's dispatch
 // deleted, say) must not reach the replacement that joins with the same identity.

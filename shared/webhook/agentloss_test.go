@@ -295,3 +295,57 @@ func TestReplacementLaunchUsesUpItsDeadline(t *testing.T) {
 		t.Errorf("deleted %v", d)
 	}
 }
+
+// TestStudentReturnsToARoomWithoutItsAgent: the agent died while the student was away (that loss
+// started nothing: nobody was waiting); when the student comes back and no agent is in the room, the
+// return starts the one replacement. A return to a room with its agent, a first join, a session that
+// already had its replacement, and a duplicate of the return start nothing.
+func TestStudentReturnsToARoomWithoutItsAgent(t *testing.T) {
+	back := lostAt.Add(15 * time.Second)
+	returned := func(id string) *livekit.WebhookEvent { return ev(id, EventParticipantJoined, back, studentP(back)) }
+
+	f := lossFixture(t)
+	f.rooms.setPeople(sessions.RoomName(sessionID), avatarIn()) // the student is away
+	f.mustSend(t, lostAgent("EV_lost", "PA_first", livekit.DisconnectReason_SIGNAL_CLOSE), http.StatusOK)
+	if n := len(f.agent.launches()); n != 0 {
+		t.Fatalf("%d launches before anyone waits, want 0", n)
+	}
+	f.rooms.setPeople(sessions.RoomName(sessionID), studentIn(), avatarIn()) // back; still no agent
+	f.mustSend(t, returned("EV_back"), http.StatusOK)
+	got := f.agent.launches()
+	if len(got) != 1 || !got[0].Replacement {
+		t.Fatalf("launches %+v, want one replacement", got)
+	}
+	if s := f.session(t); !s.Replaced() || s.AgentTaskID != "task-replacement-1" || s.Status != sessions.StatusActive {
+		t.Fatalf("session %+v", s)
+	}
+	f.mustSend(t, returned("EV_back_again"), http.StatusOK)
+	if n := len(f.agent.launches()); n != 1 {
+		t.Fatalf("%d launches after a second return, want 1", n)
+	}
+
+	for name, setup := range map[string]func(f *fixture){
+		"agent in the room": func(f *fixture) {
+			f.rooms.setPeople(sessions.RoomName(sessionID), studentIn(), rooms.Participant{Identity: agentID, IsAgent: true})
+		},
+		"first join": func(f *fixture) {
+			s := activeSession()
+			s.StudentJoinedAt = time.Time{}
+			f.store.Put(s)
+		},
+		"no agent yet (cold start)": func(f *fixture) {
+			s := activeSession()
+			s.AgentJoinedAt = time.Time{}
+			f.store.Put(s)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := lossFixture(t)
+			setup(f)
+			f.mustSend(t, returned("EV_back"), http.StatusOK)
+			if n := len(f.agent.launches()); n != 0 {
+				t.Errorf("%d launches", n)
+			}
+		})
+	}
+}

@@ -271,6 +271,11 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, sessionID string,
 			if otherRoom || sess.Status.Terminal() {
 				return h.deleteStrayRoom(ctx, log, sess, roomSID)
 			}
+			if !sess.StudentJoinedAt.IsZero() && !sess.AgentJoinedAt.IsZero() && !sess.Replaced() && sess.Status.Open() {
+				// A return: the agent may have died while the student was away (that departure was
+				// left alone, agentloss.go); then this join starts its replacement.
+				return h.studentReturned(ctx, log, sess, at)
+			}
 		default:
 			log.Warn("unexpected participant joined", "identity", p.GetIdentity())
 			return ResultIgnored, nil
