@@ -40,9 +40,10 @@ const app = {
 };
 
 // Timings of the current session in performance.now() milliseconds, read by the end-to-end test and by
-// infra/cmd/bench-pool: post (just before create-room is sent), created (its answer), agentJoined (this
-// page first sees agent-<id> in the room), firstAvatarFrame (the first requestVideoFrameCallback on the
-// avatar's video, i.e. a frame decoded and presented). null until it happens.
+// infra/cmd/bench-pool: post (just before create-room is sent), created (its answer), connected (the room
+// joined), agentJoined (this page first sees agent-<id> in the room), avatarTrack (the avatar's video
+// subscribed), firstAvatarFrame (the first requestVideoFrameCallback on the avatar's video, i.e. a frame
+// decoded and presented). null until it happens.
 window.__timings = null;
 
 class ApiError extends Error {
@@ -249,7 +250,7 @@ async function startSession() {
 
   setState('starting', `Creating a session with the ${app.selectedCategory.name} counselor…`);
   app.postStartedAt = performance.now();
-  window.__timings = { post: app.postStartedAt, created: null, agentJoined: null, firstAvatarFrame: null };
+  window.__timings = { post: app.postStartedAt, created: null, connected: null, agentJoined: null, avatarTrack: null, firstAvatarFrame: null };
   let created;
   try {
     ({ data: created } = await api('POST', '/api/v1/video/create-room', { counselor_category: app.selectedCategory.id }));
@@ -287,6 +288,7 @@ async function startSession() {
   wireRoom(room);
   try {
     await room.connect(created.room_url, created.access_token);
+    if (window.__timings) window.__timings.connected = performance.now();
     await room.localParticipant.publishTrack(micTrack, { source: LK.Track.Source.Microphone, name: 'microphone' });
   } catch (e) {
     showError('failed', `Could not join the video room (session ${created.session_id})`, e);
@@ -400,6 +402,7 @@ function isCounselor(identity) {
 function timeFirstAvatarFrame(video) {
   const timings = window.__timings;
   if (!timings || timings.firstAvatarFrame != null || typeof video.requestVideoFrameCallback !== 'function') return;
+  if (timings.avatarTrack == null) timings.avatarTrack = performance.now();
   video.requestVideoFrameCallback(() => {
     if (window.__timings === timings && timings.firstAvatarFrame == null) timings.firstAvatarFrame = performance.now();
   });

@@ -343,8 +343,9 @@ test('sign in, list categories, start a session, see and hear the avatar, read t
     // → first avatar frame presented, in that order.
     const timings = await page.waitForFunction(() => window.__timings && window.__timings.firstAvatarFrame != null && window.__timings.agentJoined != null && window.__timings,
       null, { timeout: 10_000 }).then((h) => h.jsonValue());
-    assert.ok(timings.post > 0 && timings.created >= timings.post && timings.agentJoined >= timings.post
-      && timings.firstAvatarFrame > timings.created, `page timings in order: ${JSON.stringify(timings)}`);
+    assert.ok(timings.post > 0 && timings.created >= timings.post && timings.connected >= timings.created
+      && timings.agentJoined >= timings.post && timings.firstAvatarFrame >= timings.avatarTrack
+      && timings.avatarTrack > timings.created, `page timings in order: ${JSON.stringify(timings)}`);
     t.diagnostic(`page: POST → agent in room ${Math.round(timings.agentJoined - timings.post)} ms, → first avatar frame ${Math.round(timings.firstAvatarFrame - timings.post)} ms`);
     // ...and keeps decoding.
     await page.waitForFunction((n) => document.getElementById('avatar-video').getVideoPlaybackQuality().totalVideoFrames > n,

@@ -16,15 +16,18 @@ import (
 type pageTimings struct {
 	Post             float64  `json:"post"`
 	Created          *float64 `json:"created"`
+	Connected        *float64 `json:"connected"`
 	AgentJoined      *float64 `json:"agentJoined"`
+	AvatarTrack      *float64 `json:"avatarTrack"`
 	FirstAvatarFrame *float64 `json:"firstAvatarFrame"`
 }
 
-// frameSample is one session run by the student's page: POST → create-room's answer, → agent-<id> seen
-// in the room, → the first avatar video frame presented (requestVideoFrameCallback).
+// frameSample is one session run by the student's page: POST → create-room's answer, → the room
+// joined, → agent-<id> seen in the room, → the avatar's video subscribed, → its first frame presented
+// (requestVideoFrameCallback).
 type frameSample struct {
-	sessionID                         string
-	createRoom, agentSeen, firstFrame time.Duration
+	sessionID                                                 string
+	createRoom, connected, agentSeen, avatarTrack, firstFrame time.Duration
 }
 
 // browser is playground/bench/first-frame.mjs: headless Chromium on the playground page, one session
@@ -103,13 +106,13 @@ func (b *browser) session(apiURL string) (frameSample, error) {
 		return frameSample{}, errors.New(answer.Error)
 	}
 	t := answer.Timings
-	if t.Created == nil || t.AgentJoined == nil || t.FirstAvatarFrame == nil {
+	if t.Created == nil || t.Connected == nil || t.AgentJoined == nil || t.AvatarTrack == nil || t.FirstAvatarFrame == nil {
 		return frameSample{}, fmt.Errorf("session %s: incomplete page timings %+v", answer.SessionID, t)
 	}
 	since := func(at float64) time.Duration { return time.Duration((at - t.Post) * float64(time.Millisecond)) }
 	return frameSample{
-		sessionID: answer.SessionID, createRoom: since(*t.Created),
-		agentSeen: since(*t.AgentJoined), firstFrame: since(*t.FirstAvatarFrame),
+		sessionID: answer.SessionID, createRoom: since(*t.Created), connected: since(*t.Connected),
+		agentSeen: since(*t.AgentJoined), avatarTrack: since(*t.AvatarTrack), firstFrame: since(*t.FirstAvatarFrame),
 	}, nil
 }
 
