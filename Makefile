@@ -29,7 +29,7 @@ dev: tools agent-deps playground-deps
 test: tools agent-deps playground-deps
 	./infra/scripts/test.sh
 
-bench: tools agent-deps
+bench: tools agent-deps playground-deps
 	./infra/scripts/bench.sh
 
 # The warm pool's capacity model: the scaling policy of infra/poolscaling against simulated demand.

@@ -102,10 +102,11 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	r = &Running{}
+	started := &Running{}
+	r = started
 	defer func() {
-		if err != nil {
-			r.Stop()
+		if err != nil { // every error return sets r to nil: stop what was started through started
+			started.Stop()
 		}
 	}()
 

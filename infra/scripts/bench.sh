@@ -90,7 +90,8 @@ echo "wrote $root/bench/results/lambda.md" >&2
 (cd "$root" && go run ./infra/cmd/bench-sweeper -out bench/results/sweeper.md)
 echo "wrote $root/bench/results/sweeper.md" >&2
 
-# Warm pool vs cold start: POST → agent joined for a local pool worker and a cold agent process, and
+# Warm pool vs cold start: POST → agent joined and POST → first avatar frame decoded at the student (the
+# playground page in headless Chromium) for a local pool worker and a cold agent process, and
 # create-room's latency in pool mode next to the RunTask path (n=10 each, on the dev stack).
 (cd "$root" && go run ./infra/cmd/bench-pool -out bench/results/pool.md)
 echo "wrote $root/bench/results/pool.md" >&2

@@ -39,6 +39,13 @@ const app = {
   frameTimer: null,
 };
 
+// Timings of the current session in performance.now() milliseconds, read by the end-to-end test and by
+// infra/cmd/bench-pool: post (just before create-room is sent), created (its answer), connected (the room
+// joined), agentJoined (this page first sees agent-<id> in the room), avatarTrack (the avatar's video
+// subscribed), firstAvatarFrame (the first requestVideoFrameCallback on the avatar's video, i.e. a frame
+// decoded and presented). null until it happens.
+window.__timings = null;
+
 class ApiError extends Error {
   constructor(message, { status = 0, code = '', requestId = '', retryAfter = 0 } = {}) {
     super(message);
@@ -243,9 +250,11 @@ async function startSession() {
 
   setState('starting', `Creating a session with the ${app.selectedCategory.name} counselor…`);
   app.postStartedAt = performance.now();
+  window.__timings = { post: app.postStartedAt, created: null, connected: null, agentJoined: null, avatarTrack: null, firstAvatarFrame: null };
   let created;
   try {
     ({ data: created } = await api('POST', '/api/v1/video/create-room', { counselor_category: app.selectedCategory.id }));
+    window.__timings.created = performance.now();
   } catch (e) {
     stopMic();
     setBusy(false);
@@ -279,6 +288,7 @@ async function startSession() {
   wireRoom(room);
   try {
     await room.connect(created.room_url, created.access_token);
+    if (window.__timings) window.__timings.connected = performance.now();
     await room.localParticipant.publishTrack(micTrack, { source: LK.Track.Source.Microphone, name: 'microphone' });
   } catch (e) {
     showError('failed', `Could not join the video room (session ${created.session_id})`, e);
@@ -304,6 +314,7 @@ function wireRoom(room) {
         const video = $('avatar-video');
         track.attach(video);
         video.dataset.from = participant.identity;
+        if (participant.identity === AVATAR_IDENTITY) timeFirstAvatarFrame(video);
         watchFrames(video);
       } else if (track.kind === LK.Track.Kind.Audio) {
         const el = track.attach();
@@ -386,6 +397,15 @@ function showCrisisCard(payload) {
 
 function isCounselor(identity) {
   return identity === AVATAR_IDENTITY || (identity || '').startsWith(AGENT_PREFIX);
+}
+
+function timeFirstAvatarFrame(video) {
+  const timings = window.__timings;
+  if (!timings || timings.firstAvatarFrame != null || typeof video.requestVideoFrameCallback !== 'function') return;
+  if (timings.avatarTrack == null) timings.avatarTrack = performance.now();
+  video.requestVideoFrameCallback(() => {
+    if (window.__timings === timings && timings.firstAvatarFrame == null) timings.firstAvatarFrame = performance.now();
+  });
 }
 
 function watchFrames(video) {
@@ -489,7 +509,9 @@ function noteAgentArrival() {
   if (!room || app.clientAgentMs != null || app.postStartedAt == null) return;
   for (const p of room.remoteParticipants.values()) {
     if (p.identity.startsWith(AGENT_PREFIX)) {
-      app.clientAgentMs = Math.round(performance.now() - app.postStartedAt);
+      const now = performance.now();
+      app.clientAgentMs = Math.round(now - app.postStartedAt);
+      if (window.__timings) window.__timings.agentJoined = now;
       renderTimeToCounselor();
       return;
     }
@@ -522,6 +544,7 @@ function resetSessionView() {
   app.sessionView = null;
   app.postStartedAt = null;
   app.clientAgentMs = null;
+  window.__timings = null;
   renderTimeToCounselor();
   app.segments.clear();
   $('transcript').replaceChildren();

@@ -339,6 +339,14 @@ test('sign in, list categories, start a session, see and hear the avatar, read t
     assert.ok(video.decoded > 0, `frames decoded: ${JSON.stringify(video)}`);
     assert.ok(video.width > 0 && video.height > 0, `video has a size: ${JSON.stringify(video)}`);
     assert.equal(video.paused, false);
+    // The page's timings (read by infra/cmd/bench-pool): POST → create-room answer → agent in the room
+    // → first avatar frame presented, in that order.
+    const timings = await page.waitForFunction(() => window.__timings && window.__timings.firstAvatarFrame != null && window.__timings.agentJoined != null && window.__timings,
+      null, { timeout: 10_000 }).then((h) => h.jsonValue());
+    assert.ok(timings.post > 0 && timings.created >= timings.post && timings.connected >= timings.created
+      && timings.agentJoined >= timings.post && timings.firstAvatarFrame >= timings.avatarTrack
+      && timings.avatarTrack > timings.created, `page timings in order: ${JSON.stringify(timings)}`);
+    t.diagnostic(`page: POST → agent in room ${Math.round(timings.agentJoined - timings.post)} ms, → first avatar frame ${Math.round(timings.firstAvatarFrame - timings.post)} ms`);
     // ...and keeps decoding.
     await page.waitForFunction((n) => document.getElementById('avatar-video').getVideoPlaybackQuality().totalVideoFrames > n,
       video.decoded, { timeout: 30_000 });

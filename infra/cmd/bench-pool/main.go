@@ -1,8 +1,9 @@
 // Command bench-pool measures the warm pool against the cold path on the dev stack (real
 // livekit-server, DynamoDB Local, cognito-local, the agent stand-ins): POST create-room → agent
-// joined for sessions served by a local pool worker and by a cold local agent process, and
-// create-room's own latency in pool mode next to the RunTask path (ECS double). It writes a markdown
-// report (bench/results/pool.md).
+// joined and POST → first avatar video frame at the student (the playground page in headless Chromium)
+// for sessions served by a local pool worker and by a cold local agent process, and create-room's own
+// latency in pool mode next to the RunTask path (ECS double). It writes a markdown report
+// (bench/results/pool.md).
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"counselvideo/infra/devstack"
 	"counselvideo/infra/ecsdouble"
+	"counselvideo/infra/localstack"
 	"counselvideo/shared/agents"
 	"counselvideo/shared/app"
 	"counselvideo/shared/config"
@@ -78,6 +80,7 @@ func run(out string, n int) error {
 		"SESSIONS_TABLE": devstack.SessionsTable, "CATEGORIES_TABLE": devstack.CategoriesTable,
 		"COGNITO_ISSUER": r.Pool.Issuer, "COGNITO_CLIENT_IDS": r.Pool.ClientID, "LOG_LEVEL": "warn",
 		"AGENT_LAUNCHER": config.LauncherProcess, "AGENT_COMMAND": "node agentimage/dist/main.js",
+		"CORS_ALLOWED_ORIGINS": r.PlaygroundURL, // the page creates its sessions through these APIs
 	}
 	api := func(extra map[string]string, launcher agents.Launcher) (string, func(), error) {
 		e := map[string]string{}
@@ -147,8 +150,32 @@ func run(out string, n int) error {
 		}
 		return r.AgentPool.WaitIdle(sctx, poolSize)
 	}
+	paths, err := localstack.FindPaths()
+	if err != nil {
+		return err
+	}
+	page, err := startBrowser(paths.Root, r.PlaygroundURL, logDir+"/first-frame.log")
+	if err != nil {
+		return err
+	}
+	defer page.close()
+	// One page session of each path first, not counted (Chromium's caches, the page's first sign-in).
+	for _, u := range []string{poolURL, coldURL} {
+		if err := settle(""); err != nil {
+			return err
+		}
+		s, err := page.session(u)
+		if err != nil {
+			return fmt.Errorf("page warm-up: %w", err)
+		}
+		if err := settle(s.sessionID); err != nil {
+			return err
+		}
+	}
+
 	loadBefore := loadAverage()
 	var warm, cold, runTask []sample
+	var warmFrame, coldFrame []frameSample
 	for i := range n {
 		if err := settle(""); err != nil {
 			return err
@@ -172,9 +199,35 @@ func run(out string, n int) error {
 			return fmt.Errorf("runtask %d: %w", i, err)
 		}
 		runTask = append(runTask, s)
-		fmt.Fprintf(os.Stderr, "bench-pool: %d/%d: warm %v, cold %v\n", i+1, n, warm[i].timeToAgent, cold[i].timeToAgent)
+		if err := settle(""); err != nil {
+			return err
+		}
+		f, err := page.session(poolURL)
+		if err != nil {
+			return fmt.Errorf("page warm %d: %w", i, err)
+		}
+		if err := b.servedBy(f.sessionID, agents.SourcePool); err != nil {
+			return fmt.Errorf("page warm %d: %w", i, err)
+		}
+		warmFrame = append(warmFrame, f)
+		if err := settle(f.sessionID); err != nil { // a pool miss would have started a cold process
+			return err
+		}
+		if f, err = page.session(coldURL); err != nil {
+			return fmt.Errorf("page cold %d: %w", i, err)
+		}
+		if err := b.servedBy(f.sessionID, agents.SourceCold); err != nil {
+			return fmt.Errorf("page cold %d: %w", i, err)
+		}
+		coldFrame = append(coldFrame, f)
+		if err := settle(f.sessionID); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench-pool: %d/%d: warm %v, cold %v; first avatar frame warm %v, cold %v\n",
+			i+1, n, warm[i].timeToAgent, cold[i].timeToAgent, warmFrame[i].firstFrame, coldFrame[i].firstFrame)
 	}
-	return os.WriteFile(out, []byte(report(n, poolSize, loadBefore+" before, "+loadAverage()+" after", warm, cold, runTask)), 0o644)
+	rep := report(n, poolSize, loadBefore+" before, "+loadAverage()+" after", warm, cold, runTask, warmFrame, coldFrame)
+	return os.WriteFile(out, []byte(rep), 0o644)
 }
 
 // loadAverage is the host's 1/5/15-minute load (the machine is shared: the figures depend on it).
@@ -255,6 +308,19 @@ func (b *bench) session(apiURL string, withAgent bool) (sample, error) {
 	}
 }
 
+// servedBy checks that the session's agent came the way the path says (a warm sample served by a cold
+// fallback would measure the wrong thing).
+func (b *bench) servedBy(sessionID, source string) error {
+	sess, err := b.store.Get(b.ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	if sess.AgentSource != source {
+		return fmt.Errorf("session %s: agent_source %q, want %q", sessionID, sess.AgentSource, source)
+	}
+	return nil
+}
+
 func (b *bench) call(method, url, body string, into any) error {
 	var rd io.Reader
 	if body != "" {
@@ -291,12 +357,19 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-func pick(ss []sample, f func(sample) time.Duration) []time.Duration {
+func pick[S any](ss []S, f func(S) time.Duration) []time.Duration {
 	out := make([]time.Duration, len(ss))
 	for i, s := range ss {
 		out[i] = f(s)
 	}
 	return out
+}
+
+func verdict(got, target time.Duration) string {
+	if got <= target {
+		return "met"
+	}
+	return "not met"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
@@ -305,14 +378,14 @@ func row(name string, ds []time.Duration) string {
 	return fmt.Sprintf("| %s | %d | %s | %s | %s |\n", name, len(ds), ms(quantile(ds, 0.5)), ms(quantile(ds, 0.95)), ms(slices.Max(ds)))
 }
 
-func report(n, poolSize int, load string, warm, cold, runTask []sample) string {
+func report(n, poolSize int, load string, warm, cold, runTask []sample, warmFrame, coldFrame []frameSample) string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "# Warm pool vs cold start (`go run ./infra/cmd/bench-pool`)\n\n")
 	fmt.Fprintf(&w, "Measured %s, %s, %d cores visible; the dev stack (livekit-server 1.13.5, DynamoDB Local, cognito-local,\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.Version(), runtime.NumCPU())
 	fmt.Fprintf(&w, "the agent's Realtime and Bey stand-ins) on loopback, a local pool of %d one-job workers (`node dist/worker.js`).\n", poolSize)
 	fmt.Fprintf(&w, "Host load average (1/5/15 min): %s (shared with other jobs; 2 cores means everything above 2 waits).\n", load)
-	fmt.Fprintf(&w, "n = %d sessions per path, one after the other, interleaved (warm, cold, RunTask), each ended before the next;\n", n)
+	fmt.Fprintf(&w, "n = %d sessions per path, one after the other, interleaved (warm, cold, RunTask, page warm, page cold), each ended before the next;\n", n)
 	fmt.Fprintf(&w, "before every session all pool workers were idle (an ended one's replacement ready) and the last cold agent process had exited.\n\n")
 	fmt.Fprintf(&w, "- warm: API with `AGENT_POOL_AGENT_NAME` (dispatch, wait for `agent-<id>`, join timeout 3 s); create-room answers after the join.\n")
 	fmt.Fprintf(&w, "- cold: API without the pool, a local agent process per session (`node dist/main.js`), as `make dev` with `DEV_AGENT_POOL_SIZE=0`.\n")
@@ -334,7 +407,30 @@ func report(n, poolSize int, load string, warm, cold, runTask []sample) string {
 	w.WriteString(row("pool mode (hit)", pick(warm, func(s sample) time.Duration { return s.createRoom })))
 	w.WriteString(row("cold local process", pick(cold, func(s sample) time.Duration { return s.createRoom })))
 	w.WriteString(row("RunTask (ECS double)", pick(runTask, func(s sample) time.Duration { return s.createRoom })))
-	fmt.Fprintf(&w, "\nNot measured here: POST → first avatar video frame decoded at the student (the playground's e2e test\n")
-	fmt.Fprintf(&w, "checks frames decode but does not time them), worker RSS, and Fargate's own start (20-90 s on AWS).\n")
+	fmt.Fprintf(&w, "\n## POST create-room → first avatar video frame decoded at the student (ms)\n\n")
+	fmt.Fprintf(&w, "The playground page in headless Chromium (`playground/bench/first-frame.mjs`, playwright-core, fake microphone)\n")
+	fmt.Fprintf(&w, "creates each session itself: `window.__timings` in performance.now(), from just before the page sends the POST\n")
+	fmt.Fprintf(&w, "to its answer (the page's POST includes its CORS preflight), to `room.connect` resolving, to the page first\n")
+	fmt.Fprintf(&w, "seeing `agent-<id>` (checked after its connect and microphone publish, so a warm agent already in the room\n")
+	fmt.Fprintf(&w, "counts from then), to the avatar's (`bey-avatar-agent`) video track subscribed, and to the first\n")
+	fmt.Fprintf(&w, "`requestVideoFrameCallback` on the video element it is attached to: a frame decoded and presented.\n")
+	fmt.Fprintf(&w, "Each warm sample was checked to be served by the pool (`agent_source` pool), each cold one by a process (cold).\n")
+	fmt.Fprintf(&w, "The avatar's video is the Bey stand-in's (a LiveKit participant publishing generated frames), not Beyond Presence.\n\n")
+	fmt.Fprintf(&w, "| path | n | p50 | p95 | max |\n|---|---:|---:|---:|---:|\n")
+	w.WriteString(row("warm pool: POST → create-room answered", pick(warmFrame, func(s frameSample) time.Duration { return s.createRoom })))
+	w.WriteString(row("warm pool: POST → room joined (page)", pick(warmFrame, func(s frameSample) time.Duration { return s.connected })))
+	w.WriteString(row("warm pool: POST → agent in room (page)", pick(warmFrame, func(s frameSample) time.Duration { return s.agentSeen })))
+	w.WriteString(row("warm pool: POST → avatar video subscribed", pick(warmFrame, func(s frameSample) time.Duration { return s.avatarTrack })))
+	w.WriteString(row("**warm pool: POST → first avatar frame**", pick(warmFrame, func(s frameSample) time.Duration { return s.firstFrame })))
+	w.WriteString(row("cold process: POST → create-room answered", pick(coldFrame, func(s frameSample) time.Duration { return s.createRoom })))
+	w.WriteString(row("cold process: POST → room joined (page)", pick(coldFrame, func(s frameSample) time.Duration { return s.connected })))
+	w.WriteString(row("cold process: POST → agent in room (page)", pick(coldFrame, func(s frameSample) time.Duration { return s.agentSeen })))
+	w.WriteString(row("cold process: POST → avatar video subscribed", pick(coldFrame, func(s frameSample) time.Duration { return s.avatarTrack })))
+	w.WriteString(row("**cold process: POST → first avatar frame**", pick(coldFrame, func(s frameSample) time.Duration { return s.firstFrame })))
+	fmt.Fprintf(&w, "\nTarget (issue 10): warm POST → first avatar frame p50 ≤ 1.5 s on this machine with the stand-ins: %s (p50 %s ms).\n",
+		verdict(quantile(pick(warmFrame, func(s frameSample) time.Duration { return s.firstFrame }), 0.5), 1500*time.Millisecond),
+		ms(quantile(pick(warmFrame, func(s frameSample) time.Duration { return s.firstFrame }), 0.5)))
+	fmt.Fprintf(&w, "\nNot measured here: the first avatar frame with real Beyond Presence and OpenAI (the stand-ins answer at once),\n")
+	fmt.Fprintf(&w, "worker RSS (bench/results/agent.md), and Fargate's own start (20-90 s on AWS).\n")
 	return w.String()
 }
