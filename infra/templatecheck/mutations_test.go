@@ -94,12 +94,7 @@ func rule(t *testing.T, tpl *Template, name string) map[string]any {
 }
 
 func TestChecksDetectBrokenTemplates(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(t *testing.T, tpl *Template)
-		check  Check
-		want   string
-	}{
+	cases := []mutation{
 		{"required variable missing", func(t *testing.T, tpl *Template) {
 			delete(fnEnv(t, tpl, "SweeperFunction"), "SESSIONS_TABLE")
 		}, ignoreSchema(CheckEnvironment), "SweeperFunction: environment variable SESSIONS_TABLE is required"},
@@ -370,23 +365,7 @@ func TestChecksDetectBrokenTemplates(t *testing.T) {
 			delete(asMap(tpl.Root["Outputs"]), "WebhookUrl")
 		}, ignoreSchema(CheckOutputs), "WebhookUrl"},
 	}
-	schema := loadSchema(t)
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tpl := loadTemplate(t)
-			if before := c.check(tpl, schema); len(before) > 0 {
-				t.Fatalf("the real template already fails this check: %v", before)
-			}
-			c.mutate(t, tpl)
-			found := c.check(tpl, schema)
-			for _, p := range found {
-				if strings.Contains(p, c.want) {
-					return
-				}
-			}
-			t.Errorf("mutation not detected: want a problem containing %q, got %q", c.want, found)
-		})
-	}
+	runMutations(t, cases)
 }
 
 func TestMakefileCheckDetectsMissingTarget(t *testing.T) {
@@ -439,6 +418,36 @@ func TestSamConfigCheckDetectsProblems(t *testing.T) {
 			if !strings.Contains(strings.Join(found, "\n"), c.want) {
 				t.Errorf("want a problem containing %q, got %q", c.want, found)
 			}
+		})
+	}
+}
+
+// mutation breaks the real template one way; check must then report a problem containing want.
+type mutation struct {
+	name   string
+	mutate func(t *testing.T, tpl *Template)
+	check  Check
+	want   string
+}
+
+// runMutations checks, per case, that the real template passes the check and the broken one does not.
+func runMutations(t *testing.T, cases []mutation) {
+	t.Helper()
+	schema := loadSchema(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tpl := loadTemplate(t)
+			if before := c.check(tpl, schema); len(before) > 0 {
+				t.Fatalf("the real template already fails this check: %v", before)
+			}
+			c.mutate(t, tpl)
+			found := c.check(tpl, schema)
+			for _, p := range found {
+				if strings.Contains(p, c.want) {
+					return
+				}
+			}
+			t.Errorf("mutation not detected: want a problem containing %q, got %q", c.want, found)
 		})
 	}
 }

@@ -45,12 +45,7 @@ func step(t *testing.T, tpl *Template, policy string, i int) map[string]any {
 // The pool checks can fail: each case breaks a fresh copy of the deployed template (and the real
 // template passes). The scaling cases are the drift check: template and poolscaling.Chosen differ.
 func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(t *testing.T, tpl *Template)
-		check  Check
-		want   string
-	}{
+	cases := []mutation{
 		// Parameters, rules, conditions.
 		{"pool on by default", func(t *testing.T, tpl *Template) {
 			param(t, tpl, PoolMaxParameter)["Default"] = 28.0
@@ -257,23 +252,7 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 			s["Action"] = []any{"sns:Publish", "ecs:UpdateTaskProtection"}
 		}, CheckAgentTask, "ecs:UpdateTaskProtection is extra"},
 	}
-	schema := loadSchema(t)
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tpl := loadTemplate(t)
-			if before := c.check(tpl, schema); len(before) > 0 {
-				t.Fatalf("the real template already fails this check: %v", before)
-			}
-			c.mutate(t, tpl)
-			found := c.check(tpl, schema)
-			for _, p := range found {
-				if strings.Contains(p, c.want) {
-					return
-				}
-			}
-			t.Errorf("mutation not detected: want a problem containing %q, got %q", c.want, found)
-		})
-	}
+	runMutations(t, cases)
 }
 
 // TestPoolTemplateIsChosenPolicy pins the drift check's reference: the template's scaling values are
