@@ -3,7 +3,6 @@
 // waits for the student, starts the Bey avatar and the OpenAI Realtime conversation, greets,
 // and ends the session (deleting the room) on the first end condition.
 import { voice } from '@livekit/agents';
-import * as bey from '@livekit/agents-plugin-bey';
 import {
   DisconnectReason,
   ParticipantKind,
@@ -13,6 +12,7 @@ import {
 } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
 import { AvatarWatch } from './avatar-watch.js';
+import { AVATAR_IDENTITY, BeyAvatar } from './bey-avatar.js';
 import type { Category } from './categories.js';
 import type { RuntimeConfig } from './config.js';
 import type { Logger } from './logger.js';
@@ -26,7 +26,7 @@ import { SessionLimit, sayGoodbye } from './session-wrapup.js';
 import { StudentPresence } from './student-presence.js';
 import { withTimeout } from './timeouts.js';
 
-export const AVATAR_IDENTITY = 'bey-avatar-agent';
+export { AVATAR_IDENTITY };
 
 export type EndReason =
   | 'student_left'
@@ -168,8 +168,9 @@ export interface RunOptions {
   /** Joins `room` as agentIdentity(target.sessionId); RoomMissingError if the session is already over. */
   connect: () => Promise<void>;
   /**
-   * > 0: start the avatar as soon as the agent joined, overlapping it with the student's own
-   * connection, and end the session (student_join_timeout) if no student joined within that many
+   * > 0: start the avatar together with the agent's own connect, overlapping it with both joins
+   * (only for a room known to exist, as a dispatched job's: the avatar's join would recreate a
+   * deleted one), and end the session (student_join_timeout) if no student joined within that many
    * seconds of the avatar starting. 0 or unset: start the avatar once the student joined. Either
    * way the avatar's deadline (avatarJoinTimeoutSeconds) counts from the avatar's start.
    */
@@ -222,6 +223,23 @@ export async function runSession({
     onGone: (detail) => endSignal.end('student_left', detail),
   });
   let avatarRequestedAt = 0;
+  const avatar = new BeyAvatar({
+    avatarId: cfg.beyAvatarId,
+    apiKey: cfg.beyApiKey,
+    ...(cfg.beyApiUrl ? { apiUrl: cfg.beyApiUrl } : {}),
+  });
+  const requestAvatar = (): Promise<void> => {
+    avatarRequestedAt = performance.now();
+    return avatar.request(
+      { roomName: target.roomName, agentIdentity: agentIdentity(target.sessionId) },
+      { livekitUrl: cfg.livekitUrl, livekitApiKey: cfg.livekitApiKey, livekitApiSecret: cfg.livekitApiSecret },
+    );
+  };
+  // Early start (pool workers, dispatched to a room that exists): the avatar is requested first
+  // thing, so it boots while this agent builds its session and joins and the student connects.
+  // Awaited once the agent joined (startAvatar); the catch only keeps it from rejecting unobserved.
+  const earlyAvatar = earlyAvatarNoShowSeconds > 0 ? requestAvatar() : undefined;
+  earlyAvatar?.catch(() => undefined);
   const avatarWatch = new AvatarWatch(room, {
     identity: AVATAR_IDENTITY,
     timeoutMs: cfg.avatarJoinTimeoutSeconds * 1000,
@@ -299,8 +317,58 @@ export async function runSession({
       studentResolve(p.identity);
     };
 
+    // The join starts now and the session is built while it runs (construction is synchronous, so
+    // the join cannot reject unobserved before it is awaited below). Avatar first, then the
+    // conversation: the avatar takes over the session's audio output.
+    connecting = connect();
+    session = new voice.AgentSession({
+      llm: new ResilientRealtimeModel({
+        model: cfg.openaiRealtimeModel,
+        voice: cfg.openaiVoice,
+        apiKey: cfg.openaiApiKey,
+        ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
+        maxSessionDuration: cfg.realtimeSessionMaxSeconds * 1000,
+        logger,
+        metrics,
+      }),
+    });
+    session.on(voice.AgentSessionEventTypes.Close, (ev) => {
+      if (ev.error) {
+        logger.error({ reason: ev.reason, error: String((ev.error as { error?: unknown }).error ?? ev.error) }, 'agent session closed with error');
+        endSignal.end('session_error');
+      } else {
+        logger.info({ reason: ev.reason }, 'agent session closed');
+      }
+    });
+    // The backstop: the student's final transcripts against the crisis phrases (never logged).
+    session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
+      if (!ev.isFinal) return;
+      const match = matchCrisisPhrase(ev.transcript);
+      if (match) safety.raise({ ...match, source: 'phrase_list' });
+    });
+    session.on(voice.AgentSessionEventTypes.Error, (ev) => {
+      const recoverable = (ev.error as { recoverable?: boolean } | undefined)?.recoverable;
+      logger.warn({ recoverable, error: String((ev.error as { error?: unknown })?.error ?? ev.error) }, 'agent session error');
+      // Recoverable ones are the plugin's own reconnects (one at every maxSessionDuration): no failure.
+      if (recoverable === false) void metrics?.realtimeError();
+    });
+
+    const startAvatar = async (early: boolean) => {
+      try {
+        await until(earlyAvatar ?? requestAvatar());
+        await until(avatar.attach(session!, room));
+      } catch (err) {
+        if (err instanceof Ended) throw err;
+        logger.error({ error: String(err) }, 'avatar failed to start');
+        endSignal.end('avatar_failed');
+        throw new Ended();
+      }
+      logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId, early, agent_in_room: joined }, 'avatar started');
+      // Bey accepted the session: from now on its participant must join and publish video in time.
+      avatarWatch.start();
+    };
+
     try {
-      connecting = connect();
       await until(connecting);
     } catch (err) {
       if (!(err instanceof RoomMissingError)) throw err;
@@ -340,69 +408,9 @@ export async function runSession({
       if (!studentIdentity && isStudent(p)) onStudent(p);
     }
 
-    // Avatar first (it takes over the agent's audio output), then the conversation.
-    session = new voice.AgentSession({
-      llm: new ResilientRealtimeModel({
-        model: cfg.openaiRealtimeModel,
-        voice: cfg.openaiVoice,
-        apiKey: cfg.openaiApiKey,
-        ...(cfg.openaiBaseUrl ? { baseURL: cfg.openaiBaseUrl } : {}),
-        maxSessionDuration: cfg.realtimeSessionMaxSeconds * 1000,
-        logger,
-        metrics,
-      }),
-    });
-    session.on(voice.AgentSessionEventTypes.Close, (ev) => {
-      if (ev.error) {
-        logger.error({ reason: ev.reason, error: String((ev.error as { error?: unknown }).error ?? ev.error) }, 'agent session closed with error');
-        endSignal.end('session_error');
-      } else {
-        logger.info({ reason: ev.reason }, 'agent session closed');
-      }
-    });
-    // The backstop: the student's final transcripts against the crisis phrases (never logged).
-    session.on(voice.AgentSessionEventTypes.UserInputTranscribed, (ev) => {
-      if (!ev.isFinal) return;
-      const match = matchCrisisPhrase(ev.transcript);
-      if (match) safety.raise({ ...match, source: 'phrase_list' });
-    });
-    session.on(voice.AgentSessionEventTypes.Error, (ev) => {
-      const recoverable = (ev.error as { recoverable?: boolean } | undefined)?.recoverable;
-      logger.warn({ recoverable, error: String((ev.error as { error?: unknown })?.error ?? ev.error) }, 'agent session error');
-      // Recoverable ones are the plugin's own reconnects (one at every maxSessionDuration): no failure.
-      if (recoverable === false) void metrics?.realtimeError();
-    });
-
-    const avatar = new bey.AvatarSession({
-      avatarId: cfg.beyAvatarId,
-      apiKey: cfg.beyApiKey,
-      ...(cfg.beyApiUrl ? { apiUrl: cfg.beyApiUrl } : {}),
-    });
-    const startAvatar = async (early: boolean) => {
-      avatarRequestedAt = performance.now();
-      try {
-        await until(
-          avatar.start(session!, room, {
-            livekitUrl: cfg.livekitUrl,
-            livekitApiKey: cfg.livekitApiKey,
-            livekitApiSecret: cfg.livekitApiSecret,
-          }),
-        );
-      } catch (err) {
-        if (err instanceof Ended) throw err;
-        logger.error({ error: String(err) }, 'avatar failed to start');
-        endSignal.end('avatar_failed');
-        throw new Ended();
-      }
-      logger.info({ event: 'avatar_started', avatar_id: cfg.beyAvatarId, early }, 'avatar started');
-      // Bey accepted the session: from now on its participant must join and publish video in time.
-      avatarWatch.start();
-    };
-
-    // Early start: the avatar boots while the student is still connecting; a no-show is bounded.
-    const early = earlyAvatarNoShowSeconds > 0 && !studentIdentity;
-    if (early) {
+    if (earlyAvatar) {
       await startAvatar(true);
+      // A no-show is bounded: the avatar bills from its start.
       timers.push(
         setTimeout(() => {
           if (!studentIdentity) endSignal.end('student_join_timeout', { early_avatar: true });
@@ -410,7 +418,7 @@ export async function runSession({
       );
     }
     const student = await until(studentJoined);
-    if (!early) await startAvatar(false);
+    if (!earlyAvatar) await startAvatar(false);
 
     await until(
       session.start({

@@ -8,6 +8,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { defineAgent, type JobContext } from '@livekit/agents';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { livekitHttpUrl, runSession, type SessionResult } from './agent.js';
+import { prewarmAvatarRequest } from './bey-avatar.js';
 import { CategoryError, loadCategory, preparedClient } from './categories.js';
 import { loadWorkerConfig, secretValues, type RuntimeConfig } from './config.js';
 import { parseDispatch } from './dispatch.js';
@@ -139,6 +140,7 @@ export default defineAgent({
     } catch (err) {
       logger.warn({ error: String(err) }, 'could not prepare the categories client; the job will make its own');
     }
+    await prewarmAvatarRequest();
     writeWorkerFile(IDLE_READY_FILE, String(process.pid));
   },
   entry: async (ctx: JobContext) => {

@@ -262,10 +262,16 @@ describe('pool worker', () => {
       assert.equal(info.kind, ParticipantKind.AGENT);
       assert.equal(info.name, 'Counselor');
 
-      // Early avatar: requested while no student is in the room yet.
+      // Early avatar: requested while no student is in the room yet, and before the agent itself
+      // had joined (the avatar boots during the agent's own connect).
       await bey.waitFor(() => bey.requests.some((r) => r.claims?.video?.room === roomName));
       const req = bey.requests.find((r) => r.claims?.video?.room === roomName)!;
       assert.equal(req.claims?.attributes?.['lk.publish_on_behalf'], `agent-${sessionId}`);
+      assert.equal(req.claims?.sub, 'bey-avatar-agent');
+      assert.equal(req.claims?.kind, 'agent');
+      assert.equal(req.claims?.video?.roomJoin, true);
+      const joinedAt = Date.parse(joined.time as string);
+      assert.ok(req.receivedAt < joinedAt, `avatar requested ${req.receivedAt - joinedAt} ms after the agent joined, not during its connect`);
       const avatarStarted = await w.proc.waitForLog((l) => l.event === 'avatar_started', 'avatar started');
       assert.equal(avatarStarted.early, true, 'avatar not started early');
 

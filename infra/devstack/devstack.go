@@ -170,11 +170,13 @@ func Start(ctx context.Context, o Options) (r *Running, err error) {
 	if len(command) == 0 {
 		command = []string{"node", filepath.Join(paths.Root, "agentimage", "dist", "main.js")}
 	}
-	r.Agents = agents.NewProcessLauncher(command, setup.env, agentOutput(o.LogDir), o.Log)
+	launcher := agents.NewProcessLauncher(command, setup.env, agentOutput(o.LogDir), o.Log)
+	r.Agents = launcher
+	// Not r.Agents: on a failed Start, r is nil by the time the stop functions run.
 	r.stop = append(r.stop, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		r.Agents.StopAll(ctx)
+		launcher.StopAll(ctx)
 	})
 
 	env := map[string]string{

@@ -35,6 +35,8 @@ export interface BeySessionRequest {
   body: { avatar_id?: string; livekit_url?: string; livekit_token?: string };
   /** Decoded (not verified) claims of livekit_token. */
   claims: Record<string, any> | null;
+  /** When the stand-in received the request (Date.now()). */
+  receivedAt: number;
 }
 
 /**
@@ -256,7 +258,7 @@ export class BeyStandin {
     if (!body.avatar_id || !body.livekit_url || !body.livekit_token) {
       return reply(422, { detail: 'avatar_id, livekit_url and livekit_token are required' });
     }
-    const request: BeySessionRequest = { apiKey, body, claims: decodeJwt(body.livekit_token) };
+    const request: BeySessionRequest = { apiKey, body, claims: decodeJwt(body.livekit_token), receivedAt: Date.now() };
     this.requests.push(request);
     const avatar = new StandinAvatar(request, this.changed, this.opts.log, this.opts.avatarBehaviour);
     this.avatars.push(avatar);
