@@ -8,7 +8,9 @@ import {
   ParticipantKind,
   Room,
   RoomEvent,
+  TrackKind,
   type RemoteParticipant,
+  type RemoteTrackPublication,
 } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient, TrackSource } from 'livekit-server-sdk';
 import { AvatarWatch } from './avatar-watch.js';
@@ -154,7 +156,7 @@ export function directConnect(cfg: RuntimeConfig, target: SessionTarget, room: R
     const rooms = await withTimeout(roomService.listRooms([target.roomName]), 15_000, 'listRooms');
     if (!rooms.some((r) => r.name === target.roomName)) throw new RoomMissingError();
     const token = await agentToken(cfg, target);
-    await withTimeout(room.connect(cfg.livekitUrl, token, { autoSubscribe: true, dynacast: false }), 30_000, 'room connect');
+    await withTimeout(room.connect(cfg.livekitUrl, token, { autoSubscribe: false, dynacast: false }), 30_000, 'room connect');
   };
 }
 
@@ -165,7 +167,10 @@ export interface RunOptions {
   logger: Logger;
   /** The room to run in, not yet connected (listeners are attached before `connect` runs). */
   room: Room;
-  /** Joins `room` as agentIdentity(target.sessionId); RoomMissingError if the session is already over. */
+  /**
+   * Joins `room` as agentIdentity(target.sessionId), without subscribing to anything (runSession
+   * subscribes to the student's audio itself); RoomMissingError if the session is already over.
+   */
   connect: () => Promise<void>;
   /**
    * > 0: start the avatar together with the agent's own connect, overlapping it with both joins
@@ -308,6 +313,18 @@ export async function runSession({
       else endSignal.end('room_closed', { disconnect_reason: DisconnectReason[reason] });
     });
 
+    // The agent listens to the student's voice and nothing else. The avatar's tracks are for the
+    // student, and a subscription of the agent's to the avatar's video would make the student wait
+    // for their first avatar frame: LiveKit throttles keyframe requests per track (500 ms for a small
+    // layer), so the student's request, right after the agent's, waited out the throttle.
+    const subscribeIfStudentAudio = (pub: RemoteTrackPublication, p: RemoteParticipant) => {
+      if (isStudent(p) && pub.kind === TrackKind.KIND_AUDIO && !pub.subscribed) pub.setSubscribed(true);
+    };
+    room.on(RoomEvent.TrackPublished, subscribeIfStudentAudio);
+    room.on(RoomEvent.TrackSubscribed, (track, _pub, p) => {
+      logger.info({ event: 'track_subscribed', participant: p.identity, kind: TrackKind[track.kind ?? 0] }, 'track subscribed');
+    });
+
     let studentResolve!: (id: string) => void;
     const studentJoined = new Promise<string>((r) => (studentResolve = r));
     const onStudent = (p: RemoteParticipant) => {
@@ -402,10 +419,11 @@ export async function runSession({
       }, cfg.studentJoinTimeoutSeconds * 1000),
     );
 
-    // Late start: the student may already be in the room.
+    // Late start: the student may already be in the room (and publishing).
     for (const p of room.remoteParticipants.values()) {
       logger.info({ participant: p.identity, kind: ParticipantKind[p.info.kind ?? 0] }, 'participant already in room');
       if (!studentIdentity && isStudent(p)) onStudent(p);
+      for (const pub of p.trackPublications.values()) subscribeIfStudentAudio(pub, p);
     }
 
     if (earlyAvatar) {

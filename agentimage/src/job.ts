@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { defineAgent, type JobContext } from '@livekit/agents';
+import { AutoSubscribe, defineAgent, type JobContext } from '@livekit/agents';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { livekitHttpUrl, runSession, type SessionResult } from './agent.js';
 import { prewarmAvatarRequest } from './bey-avatar.js';
@@ -107,7 +107,7 @@ async function serve(ctx: JobContext): Promise<JobResult> {
     category,
     logger,
     room: ctx.room,
-    connect: () => ctx.connect(),
+    connect: () => ctx.connect(undefined, AutoSubscribe.SUBSCRIBE_NONE),
     earlyAvatarNoShowSeconds: cfg.earlyAvatarNoShowSeconds,
     // The worker records the exit (worker.ts); the session's own events are recorded here.
     metrics: new AgentMetrics({ stack: cfg.stackName, source: 'pool', fields: () => ({ session_id: session.sessionId }) }),

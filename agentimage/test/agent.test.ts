@@ -103,6 +103,10 @@ describe('agent session', () => {
     await waitUntil(() => avatar()!.disconnected, 'avatar left the room');
     const ending = agent.find((l) => l.event === 'session_ending');
     assert.equal(ending?.reason, 'student_left');
+    // The agent subscribed to the student's microphone and to nothing of the avatar's (its video
+    // is the student's; the agent's keyframe request for it would delay the student's).
+    const subscriptions = agent.lines().filter((l) => l.event === 'track_subscribed').map((l) => `${l.participant}:${l.kind}`);
+    assert.deepEqual(subscriptions, [`${student.identity}:KIND_AUDIO`]);
     assert.ok(agent.find((l) => l.event === 'room_deleted'));
     assertCleanLogs(agent, sessionId);
     // Its metric lines, valid EMF: joined (counted from the process start), the avatar's latency, the exit.

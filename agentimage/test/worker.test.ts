@@ -299,6 +299,9 @@ describe('pool worker', () => {
       const avatar = () => bey.avatars.find((a) => a.roomName === roomName);
       await waitUntil(() => avatar()?.segments[0]?.ack === 'ok', 'greeting played by the avatar');
       assert.equal(avatar()!.segments[0].from, `agent-${sessionId}`);
+      // The job's agent subscribed to the student's microphone only, not to the avatar's tracks.
+      const subscriptions = w.proc.lines().filter((l) => l.event === 'track_subscribed').map((l) => `${l.participant}:${l.kind}`);
+      assert.deepEqual(subscriptions, [`${student.identity}:KIND_AUDIO`]);
       // Holding the session: busy samples.
       await waitUntil(() => agentMetric(w.proc.stdout, 'PoolWorkerBusy').some((m) => m.values[0] === 1), 'a busy pool sample', 30_000);
       // Memory: the worker and its job process only (no inference process, no replacement idle process).
