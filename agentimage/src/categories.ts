@@ -18,14 +18,27 @@ function newClient(region: string): DynamoDBClient {
   return new DynamoDBClient({ region, maxAttempts: 3 });
 }
 
+/** The key of the warm-up read: no category has it (ids are slugs). */
+export const PREWARM_CATEGORY_ID = '__prewarm__';
+
 /**
- * A client with its credentials and endpoint already resolved (the SDK's lazy set-up costs more
- * than the GetItem itself), for a process that loads a category later on a latency-critical path.
+ * A client with its credentials and endpoint already resolved and one GetItem of `table` behind it
+ * (the SDK's lazy set-up and its first request's code path cost more than the GetItem itself, and the
+ * connection stays open for the next), for a process that loads a category later on a
+ * latency-critical path. The warm-up read's outcome does not matter: its errors are ignored.
  */
-export async function preparedClient(region: string): Promise<DynamoDBClient> {
+export async function preparedClient(region: string, table: string): Promise<DynamoDBClient> {
   const client = newClient(region);
   await client.config.credentials();
   await client.config.endpoint?.();
+  try {
+    await client.send(
+      new GetItemCommand({ TableName: table, Key: { category_id: { S: PREWARM_CATEGORY_ID } }, ProjectionExpression: 'category_id' }),
+      { abortSignal: AbortSignal.timeout(5_000) },
+    );
+  } catch {
+    /* only a warm-up */
+  }
   return client;
 }
 

@@ -136,7 +136,8 @@ export default defineAgent({
     installFrameworkLogger(logger);
     adoptRtcLogger(logger, logger.level);
     try {
-      categoriesClient = await preparedClient(loadWorkerConfig(process.env).awsRegion);
+      const cfg = loadWorkerConfig(process.env);
+      categoriesClient = await preparedClient(cfg.awsRegion, cfg.categoriesTable);
     } catch (err) {
       logger.warn({ error: String(err) }, 'could not prepare the categories client; the job will make its own');
     }
