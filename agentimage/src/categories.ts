@@ -19,7 +19,7 @@ function newClient(region: string): DynamoDBClient {
 }
 
 /** The key of the warm-up read: no category has it (ids are slugs). */
-export const PREWARM_CATEGORY_ID = '__prewarm__';
+const PREWARM_CATEGORY_ID = '__prewarm__';
 
 /**
  * A client with its credentials and endpoint already resolved and one GetItem of `table` behind it

@@ -39,8 +39,10 @@ func agentContainerDef(t *testing.T, tpl *Template) map[string]any {
 }
 
 // dropAgentEnv removes a variable from the agent container's environment.
-func dropAgentEnv(t *testing.T, tpl *Template, name string) {
-	c := agentContainerDef(t, tpl)
+func dropAgentEnv(t *testing.T, tpl *Template, name string) { dropEnv(agentContainerDef(t, tpl), name) }
+
+// dropEnv removes a variable from a container definition's environment.
+func dropEnv(c map[string]any, name string) {
 	var kept []any
 	for _, e := range list(c["Environment"]) {
 		if str(asMap(e)["Name"]) != name {

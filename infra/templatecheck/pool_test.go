@@ -27,6 +27,11 @@ func setWorkerEnv(t *testing.T, tpl *Template, name string, value any) {
 	c["Environment"] = append(list(c["Environment"]), map[string]any{"Name": name, "Value": value})
 }
 
+// dropWorkerEnv removes a variable from the worker container's environment.
+func dropWorkerEnv(t *testing.T, tpl *Template, name string) {
+	dropEnv(workerContainerDef(t, tpl), name)
+}
+
 func alarmQuery(t *testing.T, tpl *Template, alarm, id string) map[string]any {
 	t.Helper()
 	for _, q := range list(props(t, tpl, alarm)["Metrics"]) {
@@ -169,14 +174,7 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 			delete(workerContainerDef(t, tpl), "Command")
 		}, CheckAgentWorkerTask, `Command is "", want "node dist/worker.js"`},
 		{"worker without the crisis topic", func(t *testing.T, tpl *Template) {
-			c := workerContainerDef(t, tpl)
-			var kept []any
-			for _, e := range list(c["Environment"]) {
-				if str(asMap(e)["Name"]) != "SAFETY_ALERT_TOPIC_ARN" {
-					kept = append(kept, e)
-				}
-			}
-			c["Environment"] = kept
+			dropWorkerEnv(t, tpl, "SAFETY_ALERT_TOPIC_ARN")
 		}, CheckAgentWorkerTask, "SAFETY_ALERT_TOPIC_ARN is <nil>, the per-session task's is"},
 		{"worker's grace apart from the per-session task's", func(t *testing.T, tpl *Template) {
 			setWorkerEnv(t, tpl, "AGENT_SAFETY_GRACE_SECONDS", ref("SessionMaxDurationSeconds"))
@@ -188,14 +186,7 @@ func TestPoolChecksDetectBrokenTemplates(t *testing.T) {
 			setWorkerEnv(t, tpl, "ECS_AGENT_URI", "http://169.254.170.2")
 		}, CheckAgentWorkerTask, "ECS_AGENT_URI is ECS's own"},
 		{"worker protected for the default session length only", func(t *testing.T, tpl *Template) {
-			c := workerContainerDef(t, tpl)
-			var kept []any
-			for _, e := range list(c["Environment"]) {
-				if str(asMap(e)["Name"]) != "AGENT_MAX_DURATION_SECONDS" {
-					kept = append(kept, e)
-				}
-			}
-			c["Environment"] = kept
+			dropWorkerEnv(t, tpl, "AGENT_MAX_DURATION_SECONDS")
 		}, CheckAgentWorkerTask, "AGENT_MAX_DURATION_SECONDS must be map[Ref:SessionMaxDurationSeconds]"},
 		{"worker given a duration the agent refuses", func(t *testing.T, tpl *Template) {
 			setWorkerEnv(t, tpl, "AGENT_EARLY_AVATAR_NO_SHOW_SECONDS", ref("AgentJoinTimeoutSeconds"))
